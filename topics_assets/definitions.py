@@ -1,0 +1,21 @@
+"""The code location: `dagster dev -w workspace.yaml` loads `defs` from here."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from .config import Settings, load_settings
+from .defs.assets import build_assets
+from .defs.jobs import build_jobs
+from .defs.resources import build_resources
+
+
+def build_defs(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=build_assets(settings),
+        jobs=build_jobs(settings),
+        resources=build_resources(settings),
+    )
+
+
+defs = build_defs(load_settings())

@@ -1,0 +1,1 @@
+"""The Dagster layer: thin wiring of the plain pipeline stages into assets, jobs, sensors."""

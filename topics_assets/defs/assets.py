@@ -1,0 +1,112 @@
+"""The asset graph: traces -> facets -> facet_embeddings -> topic_map -> classifications.
+
+Each asset calls one pipeline stage and reports what it did as metadata. Daily assets run a
+whole backfill range in one run (their stages take a list of days). Every asset that writes
+the DuckDB file is in one pool, so the daemon never runs two writers at once.
+"""
+
+
+import time
+
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
+
+from .. import pipeline
+from ..config import Settings
+from .partitions import daily_partitions, map_partitions
+from .resources import store_from
+
+POOL = "topics_duckdb"
+GROUP = "topics"
+
+
+def _metadata(stats: dict, started: float) -> dict:
+    meta = {}
+    for k, v in stats.items():
+        if isinstance(v, (dict, list)):
+            meta[k] = MetadataValue.json(v)
+        elif v is not None:
+            meta[k] = v
+    meta["duration_s"] = round(time.monotonic() - started, 3)
+    return meta
+
+
+def topics_markdown(topics: list[dict], limit: int = 50) -> str:
+    lines = ["| topic_id | name | size | keywords | example |", "|---|---|---|---|---|"]
+    for t in sorted(topics, key=lambda t: -t["size"])[:limit]:
+        example = (t["examples"][0] if t["examples"] else "").replace("|", "\\|")[:120]
+        keywords = ", ".join(t["keywords"][:6])
+        lines.append(f"| {t['topic_id']} | {t['name'].replace('|', '/')} | {t['size']} | {keywords} | {example} |")
+    return "\n".join(lines)
+
+
+def build_assets(settings: Settings) -> list:
+    daily = daily_partitions(settings)
+    maps = map_partitions(settings)
+    common = dict(pool=POOL, group_name=GROUP, kinds={"duckdb"})
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), **common,
+           description="Ingested traces of the day, preprocessed into the linear, redacted, capped text "
+                       "that a facet model sees (table `traces`).")
+    def traces(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+        t0 = time.monotonic()
+        stats = pipeline.preprocess_days(store_from(duckdb), settings, context.partition_keys)
+        return MaterializeResult(metadata=_metadata(stats, t0))
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
+           description="One summary per (trace, facet), all facets of a trace from one LLM call, or "
+                       "extractive offline (table `facets`). Unchanged traces cost nothing.")
+    def facets(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+        t0 = time.monotonic()
+        stats = pipeline.facet_days(store_from(duckdb), settings, context.partition_keys)
+        if stats["failed"]:
+            context.log.warning(f"{stats['failed']} traces failed faceting: {stats['failures_by_reason']}; "
+                                "they are retried on the next run")
+        return MaterializeResult(metadata=_metadata(stats, t0))
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[facets], **common,
+           description="One vector per unique (model, facet text) (table `facet_embeddings`).")
+    def facet_embeddings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+        t0 = time.monotonic()
+        stats = pipeline.embed_days(store_from(duckdb), settings, context.partition_keys)
+        return MaterializeResult(metadata=_metadata(stats, t0))
+
+    @asset(partitions_def=maps, deps=[AssetDep(facet_embeddings, partition_mapping=AllPartitionMapping())],
+           **common,
+           description="A generation of the (project, facet) topic map: UMAP + HDBSCAN on a sample, c-TF-IDF "
+                       "keywords, names, centroids; ids matched to the previous generation (table `topic_maps`).")
+    def topic_map(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+        t0 = time.monotonic()
+        key = context.partition_key.keys_by_dimension
+        stats = pipeline.generate_topic_map(store_from(duckdb), settings, key["project"], key["facet"])
+        if not stats["generated"]:
+            context.log.info(f"no new generation: {stats['skipped_reason']}")
+            return MaterializeResult(metadata=_metadata(
+                {"state": "accumulating", "skipped_reason": stats["skipped_reason"],
+                 "traces": stats.get("traces"), "unique_facets": stats.get("unique_facets")}, t0))
+        topics = stats.pop("topics")
+        meta = _metadata({k: v for k, v in stats.items() if k != "params"}, t0)
+        meta["topics"] = MetadataValue.md(topics_markdown(topics))
+        meta["state"] = "generated"
+        return MaterializeResult(metadata=meta)
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(),
+           deps=[facet_embeddings, AssetDep(AssetKey("topic_map"), partition_mapping=AllPartitionMapping())],
+           **common,
+           description="Each trace's topic per facet from the current map by nearest centroid, `no_match` "
+                       "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
+    def classifications(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+        t0 = time.monotonic()
+        stats = pipeline.classify_days(store_from(duckdb), settings, context.partition_keys)
+        return MaterializeResult(metadata=_metadata(stats, t0))
+
+    return [traces, facets, facet_embeddings, topic_map, classifications]

@@ -1,0 +1,103 @@
+"""In-process runs of the asset graph on a Dagster instance, for the CLI and tests.
+
+Runs go through the same jobs the UI launches, on the same instance and DuckDB file, so
+their materializations, metadata and lineage show up in `dagster dev`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance, Definitions
+
+from .. import pipeline
+from ..config import Settings
+from ..store import Store
+from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
+from .partitions import PROJECTS, map_key
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RunSummary:
+    days: list[str] = field(default_factory=list)
+    maps_generated: list[str] = field(default_factory=list)
+    maps_skipped: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, dict] = field(default_factory=dict)  # asset -> last metadata
+
+
+def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
+    known = set(instance.get_dynamic_partitions(PROJECTS.name))
+    new = [p for p in projects if p not in known]
+    if new:
+        instance.add_dynamic_partitions(PROJECTS.name, new)
+
+
+def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summary: RunSummary, **kwargs) -> None:
+    result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    if not result.success:
+        errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
+                  if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
+        raise RunFailed(f"{job_name} run {result.run_id} failed: {'; '.join(errors) or 'see the run in Dagster'}")
+    for mat in result.get_asset_materialization_events():
+        m = mat.materialization
+        summary.metadata[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+
+
+def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summary: RunSummary,
+             job_name: str = PROCESS_DAYS) -> None:
+    """One run over the contiguous range of days that covers `days`."""
+    if days:
+        days = sorted(days)
+        _execute(defs, instance, job_name, summary, tags={RANGE_START: days[0], RANGE_END: days[-1]})
+        summary.days = sorted(set(summary.days) | set(days))
+
+
+def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, facet: str, summary: RunSummary) -> None:
+    register_projects(instance, [project])
+    _execute(defs, instance, GENERATE_TOPIC_MAPS, summary, partition_key=map_key(project, facet))
+    meta = summary.metadata.get("topic_map", {})
+    if meta.get("state") == "generated":
+        summary.maps_generated.append(f"{project}/{facet}")
+    else:
+        summary.maps_skipped[f"{project}/{facet}"] = meta.get("skipped_reason", "unknown")
+
+
+def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, settings: Settings,
+                project: str | None = None, regenerate: bool = False,
+                say: Callable[[str], None] = lambda _msg: None) -> RunSummary:
+    """Everything pending: new or changed days, then maps whose gates are met, then labels."""
+    summary = RunSummary()
+    projects = [project] if project else store.projects()
+    register_projects(instance, projects)
+    days = sorted({d for p in projects for d in store.days_with_traces(p)})
+    if not days:
+        say("nothing ingested yet: run `topics ingest PATH...` first")
+        return summary
+    say(f"processing {len(days)} day(s) {days[0]} .. {days[-1]}: preprocess, facet, embed, classify")
+    run_days(defs, instance, days, summary)
+    fresh_maps = False
+    for p in projects:
+        for facet in pipeline.text_facets(settings):
+            has_map = store.latest_generation(p, facet) is not None
+            if has_map and not regenerate:
+                continue
+            gate = pipeline.gate_status(store, settings, p, facet)
+            if not gate["ready"]:
+                summary.maps_skipped[f"{p}/{facet}"] = gate["reason"]
+                say(f"topic map {p}/{facet}: waiting ({gate['reason']})")
+                continue
+            say(f"topic map {p}/{facet}: generating from {gate['unique_facets']} unique facets")
+            run_topic_map(defs, instance, p, facet, summary)
+            fresh_maps = True
+    if fresh_maps:
+        say("classifying every day with the new maps")
+        run_days(defs, instance, days, summary, job_name=CLASSIFY_DAYS)
+    return summary

@@ -1,0 +1,334 @@
+"""The pipeline's stages as plain functions over a Store and Settings.
+
+Each returns the metadata a person wants to see about what it did; the Dagster assets are
+thin wrappers around these, and the CLI and tests call them the same way.
+Every trace that enters ends faceted, failed (with a reason, retried next run) or
+quarantined (with a reason); the counts say which.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import Settings
+from .store import Store, now_utc
+from .topic_map import NO_MATCH, TopicMap, classify_vectors, match_ids
+from .traces import Quarantined, Trace, sha256_text
+
+INGEST_BATCH = 2_000
+
+
+def text_hash(text: str) -> str:
+    return sha256_text(text)[:32]
+
+
+def text_facets(settings: Settings) -> list[str]:
+    """Facets that get topic maps (free text); enum and score facets are already categorical."""
+    return [f.name for f in settings.facets if f.kind == "text"]
+
+
+# ----------------------------------------------------------------------------------------
+# ingest
+
+
+def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project: str | None = None,
+                 on_record: Callable[[str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one."""
+    from .formats import read_file
+
+    now = now or datetime.now(timezone.utc)
+    start = date.fromisoformat(settings.partitions_start)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    rows: list[dict] = []
+    quarantined: list[dict] = []
+    days: set[str] = set()
+    projects: set[str] = set()
+
+    def flush() -> None:
+        counts.update(store.upsert_raw_traces(rows))
+        store.add_quarantined(quarantined)
+        rows.clear()
+        quarantined.clear()
+
+    def quarantine(q: Quarantined) -> None:
+        counts["quarantined"] += 1
+        reasons[q.reason.split(":")[0][:80]] += 1
+        quarantined.append({"source": q.source, "line": q.line, "trace_id": q.trace_id, "reason": q.reason,
+                            "snippet": q.snippet[:200]})
+
+    for path in paths:
+        for item in read_file(path, project=project, default_project=settings.default_project, now=now):
+            if on_record:
+                on_record(str(path))
+            if isinstance(item, Quarantined):
+                quarantine(item)
+            elif item.started_at.date() < start:
+                quarantine(Quarantined(str(path), None, (
+                    f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
+                    "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
+            else:
+                payload = item.to_json()
+                rows.append({"trace_id": item.trace_id, "project": item.project, "day": item.day,
+                             "started_at": item.started_at, "format": item.format, "source": str(path),
+                             "payload": payload, "payload_hash": sha256_text(payload)})
+                days.add(item.day)
+                projects.add(item.project)
+            if len(rows) + len(quarantined) >= INGEST_BATCH:
+                flush()
+    flush()
+    return {"loaded": counts["loaded"], "updated": counts["updated"], "unchanged": counts["unchanged"],
+            "quarantined": counts["quarantined"], "quarantine_reasons": dict(reasons),
+            "days": sorted(days), "projects": sorted(projects)}
+
+
+# ----------------------------------------------------------------------------------------
+# preprocess
+
+
+def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[str, Any]:
+    from .preprocess import preprocess
+
+    t0 = time.monotonic()
+    raw = store.raw_traces_for_days(days)
+    rows: list[dict] = []
+    counts: Counter[str] = Counter()
+    redactions: Counter[str] = Counter()
+    tokens_before = tokens_after = 0
+    for r in raw.itertuples(index=False):
+        if r.done_hash == r.payload_hash and r.done_status == "ok":
+            counts["unchanged"] += 1
+            continue
+        base = {"trace_id": r.trace_id, "project": r.project, "day": r.day, "started_at": r.started_at,
+                "format": r.format, "version": r.version, "payload_hash": r.payload_hash,
+                "preprocessed_at": now_utc()}
+        try:
+            p = preprocess(Trace.from_json(r.payload), settings.preprocess)
+        except Exception as e:  # one bad trace fails alone, with its reason
+            counts["failed"] += 1
+            rows.append({**base, "status": "failed",
+                         "error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"})
+            continue
+        counts["preprocessed"] += 1
+        tokens_before += p.tokens_before
+        tokens_after += p.tokens_after
+        redactions.update(p.redactions)
+        rows.append({**base, "content": p.text, "content_hash": p.content_hash, "n_spans": p.n_spans,
+                     "n_messages": p.n_messages, "tokens_before": p.tokens_before, "tokens_after": p.tokens_after,
+                     "truncated": p.truncated, "redactions": json.dumps(p.redactions), "status": "ok", "error": None})
+    store.replace_traces(days, rows, keep_ids=raw.trace_id.tolist())
+    return {"raw_traces": len(raw), "preprocessed": counts["preprocessed"], "unchanged": counts["unchanged"],
+            "failed": counts["failed"], "tokens_before": tokens_before, "tokens_after": tokens_after,
+            "redactions": dict(redactions), "seconds": round(time.monotonic() - t0, 3)}
+
+
+# ----------------------------------------------------------------------------------------
+# facet
+
+
+def facet_days(store: Store, settings: Settings, days: list[str], engine=None) -> dict[str, Any]:
+    """Facet every trace of these days whose content, facet definitions or model changed."""
+    from .facets import make_engine
+
+    t0 = time.monotonic()
+    engine = engine or make_engine(settings)
+    traces = store.query_df(
+        """SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
+           WHERE status = 'ok' AND day::VARCHAR IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id""", [days])
+    have = store.query_df(
+        """SELECT f.trace_id, f.facet, f.content_hash, f.facets_hash, f.model FROM facets f
+           WHERE f.day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))""", [days])
+    fhash = settings.facets_hash()
+    wanted = set(settings.facet_names)
+    current: dict[str, set[str]] = {}
+    for r in have.itertuples(index=False):
+        current.setdefault(r.trace_id, set())
+        if r.facets_hash == fhash and r.model == engine.model:
+            current[r.trace_id].add(f"{r.facet}\0{r.content_hash}")
+    todo = [t for t in traces.itertuples(index=False)
+            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get(t.trace_id, set())]
+
+    def run_one(t):
+        return engine.facet(t.content)
+
+    client = getattr(engine, "client", None)
+    if client is not None:
+        results = client.map(run_one, todo)
+    else:
+        results = []
+        for t in todo:
+            try:
+                results.append(run_one(t))
+            except Exception as e:  # noqa: BLE001 - recorded per trace below
+                results.append(e)
+    rows, failures = [], []
+    reasons: Counter[str] = Counter()
+    created = now_utc()
+    for t, res in zip(todo, results):
+        if isinstance(res, BaseException):
+            reason = getattr(res, "reason", None) or type(res).__name__
+            reasons[reason] += 1
+            failures.append({"trace_id": t.trace_id, "project": t.project, "day": t.day, "reason": reason,
+                             "detail": str(res)[:2000]})
+            continue
+        for name, text in res.items():
+            rows.append({"trace_id": t.trace_id, "facet": name, "project": t.project, "day": t.day, "text": text,
+                         "text_hash": text_hash(text), "engine": engine.engine, "model": engine.model,
+                         "content_hash": t.content_hash, "facets_hash": fhash, "created_at": created})
+    store.write_facets(days, rows, failures, live_ids=traces.trace_id.tolist())
+    meta: dict[str, Any] = {"traces": len(traces), "faceted": len(todo) - len(failures),
+                            "cache_hits": len(traces) - len(todo), "failed": len(failures),
+                            "failures_by_reason": dict(reasons), "engine": engine.engine, "model": engine.model,
+                            "seconds": round(time.monotonic() - t0, 3)}
+    if client is not None:
+        meta.update({f"llm_{k}": v for k, v in client.stats.items()})
+    return meta
+
+
+# ----------------------------------------------------------------------------------------
+# embed
+
+
+def embed_days(store: Store, settings: Settings, days: list[str], embedder=None) -> dict[str, Any]:
+    """Embed the distinct facet texts of these days not yet embedded with this model."""
+    from .embed import make_embedder
+
+    t0 = time.monotonic()
+    embedder = embedder or make_embedder(settings.embedding)
+    missing = store.texts_missing_embeddings(days, embedder.model_id, text_facets(settings))
+    if len(missing):
+        vectors = embedder.embed(missing.text.tolist())
+        store.write_embeddings(embedder.model_id, missing.text_hash.tolist(), missing.text.tolist(), vectors)
+    return {"model": embedder.model_id, "embedded": len(missing), "seconds": round(time.monotonic() - t0, 3)}
+
+
+# ----------------------------------------------------------------------------------------
+# topic maps
+
+
+def gate_status(store: Store, settings: Settings, project: str, facet: str) -> dict[str, Any]:
+    counts = store.gate_counts(project, facet)
+    ok_traces = counts["traces"] >= settings.gates.min_traces
+    ok_unique = counts["unique_facets"] >= settings.gates.min_unique_facets
+    reason = None
+    if not ok_traces:
+        reason = f"{counts['traces']} traces in project {project!r}, need {settings.gates.min_traces}"
+    elif not ok_unique:
+        reason = (f"{counts['unique_facets']} unique {facet} facets in project {project!r}, "
+                  f"need {settings.gates.min_unique_facets}")
+    return {**counts, "ready": reason is None, "reason": reason}
+
+
+def generate_topic_map(store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
+                       client=None, force: bool = False) -> dict[str, Any]:
+    """Fit a new generation for (project, facet), reusing the ids of the clusters it continues."""
+    from .embed import LOCAL_MODEL_ID
+    from .naming import name_with_keywords, name_with_llm
+
+    t0 = time.monotonic()
+    gate = gate_status(store, settings, project, facet)
+    if not gate["ready"] and not force:
+        return {"generated": False, "skipped_reason": gate["reason"], **gate}
+    model_id = embedder_id or (LOCAL_MODEL_ID if settings.embedding.model == "local" else settings.embedding.model)
+    prev_gen = store.latest_generation(project, facet)
+    generation = (prev_gen or 0) + 1
+    rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=settings.cluster.sample_cap,
+                                        seed=settings.cluster.random_state + generation)
+    n_total = gate["unique_facets"]
+    tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster, text_hashes=rows.text_hash.tolist())
+    if not tm.topics:
+        return {"generated": False, "skipped_reason": f"no clusters found among {len(rows)} facets", **gate}
+
+    if settings.llm.model:
+        if client is None:
+            from .llm import LLMClient
+
+            client = LLMClient(settings.llm, api_key=settings.llm_api_key())
+        name_with_llm(tm.topics, facet, client)
+        naming_engine = f"llm:{settings.llm.model}"
+    else:
+        name_with_keywords(tm.topics)
+        naming_engine = "keywords"
+
+    # Identity: classify this sample with the previous map to see which members each old topic had.
+    prev = store.load_topics(project, facet, prev_gen) if prev_gen else None
+    retired: list[dict] = []
+    matched = 0
+    if prev is not None and len(prev):
+        prev_info = store.generation_info(project, facet, prev_gen)
+        prev_centroids = np.vstack(prev.centroid.tolist()).astype(np.float32)
+        prev_idx, _ = classify_vectors(vectors, prev_centroids, float(prev_info.get("threshold") or 1.0))
+        prev_members = [set(np.flatnonzero(prev_idx == j).tolist()) for j in range(len(prev))]
+        new_members = [set(np.flatnonzero(tm.labels == t.index).tolist()) for t in tm.topics]
+        assignment = match_ids(prev_centroids, prev_members, tm.centroids, new_members,
+                               settings.cluster.match_min_similarity)
+        used = set()
+        for topic, j in zip(tm.topics, assignment):
+            if j is not None:
+                topic.topic_id = prev.topic_id.iloc[j]
+                used.add(j)
+                matched += 1
+        for j, row in enumerate(prev.itertuples(index=False)):
+            if j not in used:
+                retired.append({"project": project, "facet": facet, "generation": generation,
+                                "topic_id": row.topic_id, "name": row.name, "description": row.description,
+                                "keywords": list(row.keywords), "size": 0, "centroid": list(row.centroid),
+                                "examples": list(row.examples), "status": "retired"})
+    next_n = store.next_topic_number(project, facet)
+    for topic in sorted(tm.topics, key=lambda t: -t.size):
+        if topic.topic_id is None:
+            topic.topic_id = f"{facet}-{next_n:03d}"
+            next_n += 1
+
+    topics = [{"project": project, "facet": facet, "generation": generation, "topic_id": t.topic_id, "name": t.name,
+               "description": t.description, "keywords": t.keywords, "size": t.size, "centroid": t.centroid.tolist(),
+               "examples": t.examples, "status": "active"} for t in tm.topics]
+    info = {"project": project, "facet": facet, "generation": generation, "embedding_model": model_id,
+            "naming_engine": naming_engine, "n_facets": n_total, "n_sampled": len(rows), "n_topics": len(topics),
+            "noise_share": tm.noise_share, "threshold": tm.threshold,
+            "params": {"min_cluster_size": tm.min_cluster_size, "n_neighbors": settings.cluster.n_neighbors,
+                       "n_components": settings.cluster.n_components, "sample_cap": settings.cluster.sample_cap}}
+    store.write_generation(info, topics + retired)
+    return {"generated": True, **info, "matched_previous": matched, "retired": len(retired),
+            "new_topics": len(topics) - matched, "topics": topics, "seconds": round(time.monotonic() - t0, 3)}
+
+
+# ----------------------------------------------------------------------------------------
+# classify
+
+
+def classify_days(store: Store, settings: Settings, days: list[str], project: str | None = None) -> dict[str, Any]:
+    """Label these days' facets with each (project, facet)'s current map; no LLM involved."""
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"classified": 0, "no_match": 0, "maps": {}}
+    for proj in ([project] if project else store.projects()):
+        for facet in text_facets(settings):
+            gen = store.latest_generation(proj, facet)
+            if gen is None:
+                continue
+            info = store.generation_info(proj, facet, gen)
+            topics = store.load_topics(proj, facet, gen)
+            rows, vectors = store.facet_vectors(info["embedding_model"], facet, project=proj, days=days)
+            centroids = np.vstack(topics.centroid.tolist()).astype(np.float32)
+            idx, dist = classify_vectors(vectors, centroids, float(info["threshold"]))
+            ids = np.where(idx >= 0, topics.topic_id.to_numpy()[np.maximum(idx, 0)], NO_MATCH)
+            df = pd.DataFrame({"trace_id": rows.trace_id, "topic_id": ids, "distance": dist.astype(float),
+                               "day": rows.day})
+            store.write_classifications(proj, facet, gen, days, df)
+            n_nm = int((ids == NO_MATCH).sum())
+            out["maps"][f"{proj}/{facet}"] = {"generation": gen, "classified": len(df), "no_match": n_nm,
+                                              "no_match_rate": round(n_nm / len(df), 4) if len(df) else None}
+            out["classified"] += len(df)
+            out["no_match"] += n_nm
+    out["no_match_rate"] = round(out["no_match"] / out["classified"], 4) if out["classified"] else None
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out
