@@ -18,7 +18,7 @@ NOISE = -1
 
 def default_min_cluster_size(n: int) -> int:
     """Scale with the sample: small maps keep small topics, big maps don't shatter into crumbs."""
-    return int(max(8, min(500, round(n * 0.005))))
+    return int(max(10, min(500, round(n * 0.005))))
 
 
 @dataclass

@@ -37,6 +37,22 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()]
 
 
+# Openers that say nothing about the request ("Hi!", "Hope you're well.", "Really getting tired of this.").
+_REQUEST_CUE = re.compile(
+    r"\b(need|want|would like|'d like|can you|could you|can i|how (?:do|can|long)|why|where|when|what|please|"
+    r"help|trying to|my|charged|cancel|change|refund|reset|book|track|return|upgrade|delete|export|report|"
+    r"isn't|doesn't|won't|can't|not working|broken|missing|locked)\b", re.I)
+
+
+def request_sentence(user_text: str) -> str:
+    """The first sentence that asks for something, else the longest opener."""
+    sentences = _sentences(user_text)
+    for s in sentences:
+        if _REQUEST_CUE.search(s) and len(s.split()) >= 4:
+            return s
+    return max(sentences[:3], key=len, default="")
+
+
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1].rsplit(" ", 1)[0] + "…"
@@ -69,8 +85,12 @@ def extract_sentiment(user_texts: list[str]) -> str:
     # Anger and frustration outweigh politeness at the end of a bad conversation.
     weight = {"angry": 3.0, "frustrated": 2.0, "confused": 1.0, "satisfied": 1.2}
     label = max(scores, key=lambda k: weight[k] * len(scores[k]))
-    cues = ", ".join(f"'{c}'" for c in sorted(scores[label])[:4] if c != "?") or "questions"
-    return f"{label.capitalize()} user: cues {cues}."
+    cues = [c for c in scores[label] if c != "?"]
+    # The user's own words carry the cause; quote the sentence with the most cues.
+    sentences = [s for t in user_texts for s in _sentences(t)]
+    quote = max(sentences, key=lambda s: sum(c in s.lower() for c in scores[label]), default="")
+    listed = ", ".join(f"'{c}'" for c in sorted(cues)[:3]) or "questions"
+    return f"{label.capitalize()} user ({listed}): \"{_clip(quote, 90)}\""
 
 
 def extract_issues(blocks: list[tuple[str, str]]) -> str:
@@ -108,8 +128,8 @@ class ExtractiveFacetEngine:
         out: dict[str, str] = {}
         for spec in self.specs:
             if spec.name == "task":
-                first = _sentences(user[0]) if user else []
-                out[spec.name] = _clip(" ".join(first[:2]), 220) if first else "No user request in the trace."
+                request = request_sentence(user[0]) if user else ""
+                out[spec.name] = _clip(request, 220) if request else "No user request in the trace."
             elif spec.name == "sentiment":
                 out[spec.name] = extract_sentiment(user)
             elif spec.name == "issues":

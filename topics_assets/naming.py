@@ -35,10 +35,16 @@ def dedupe_names(names: list[str]) -> list[str]:
 
 
 def name_with_keywords(topics: list[Topic]) -> None:
-    names = dedupe_names([keyword_name(t.keywords) for t in topics])
+    # A cluster that is mostly one repeated text ("No issues observed.") is best named by that text.
+    names = dedupe_names([_clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords) for t in topics])
     for t, name in zip(topics, names):
         t.name = name
         t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 def _naming_messages(facet: str, topic: Topic, contrast: list[str], taken: list[str]) -> list[dict[str, str]]:

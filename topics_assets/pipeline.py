@@ -244,7 +244,7 @@ def generate_topic_map(store: Store, settings: Settings, project: str, facet: st
     rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=settings.cluster.sample_cap,
                                         seed=settings.cluster.random_state + generation)
     n_total = gate["unique_facets"]
-    tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster, text_hashes=rows.text_hash.tolist())
+    tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster)
     if not tm.topics:
         return {"generated": False, "skipped_reason": f"no clusters found among {len(rows)} facets", **gate}
 

@@ -7,7 +7,7 @@ generation to the clusters that continue them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class Topic:
     centroid: np.ndarray
     keywords: list[str]
     examples: list[str]  # members closest to the centroid
-    member_hashes: set[str] = field(default_factory=set)
+    dominant_text: str | None = None  # the text of at least half the members, if there is one
     topic_id: str | None = None
     name: str | None = None
     description: str | None = None
@@ -45,8 +45,7 @@ class TopicMap:
         return np.vstack([t.centroid for t in self.topics]).astype(np.float32)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings,
-            text_hashes: list[str] | None = None, n_examples: int = 5) -> TopicMap:
+    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, n_examples: int = 5) -> TopicMap:
         vectors = np.asarray(vectors, dtype=np.float32)
         result = cluster(vectors, settings)
         labels = result.labels
@@ -65,8 +64,9 @@ class TopicMap:
                     seen.append(texts[i])
                 if len(seen) >= n_examples:
                     break
-            hashes = {text_hashes[i] for i in idx} if text_hashes is not None else set()
-            topics.append(Topic(int(c), len(idx), centroid.astype(np.float32), keywords[c], seen, hashes))
+            values, counts = np.unique(np.asarray([texts[i] for i in idx], dtype=object), return_counts=True)
+            dominant = str(values[counts.argmax()]) if counts.max() * 2 >= len(idx) else None
+            topics.append(Topic(int(c), len(idx), centroid.astype(np.float32), keywords[c], seen, dominant))
         if settings.threshold is not None:
             threshold = float(settings.threshold)
         elif member_dists:

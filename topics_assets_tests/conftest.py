@@ -1,0 +1,29 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A file under ../shared/data; the test is skipped (with the reason) only if that folder is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it lives beside the repo as ../shared/data)")
+    path = SHARED_DATA.joinpath(*parts)
+    assert path.exists(), f"{path} is missing from ../shared/data"
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Offline default settings on a fresh DuckDB file in a temporary home."""
+    from topics_assets.config import load_settings
+
+    s = load_settings(env={})
+    s.home = str(tmp_path / "home")
+    return s
