@@ -87,7 +87,12 @@ class Trace:
 def _messages_or_raw(value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
         return [Message(**m) for m in value]
+    if isinstance(value, dict) and "role" in value and set(value) <= MESSAGE_FIELDS:
+        return Message(**value)
     return value
+
+
+MESSAGE_FIELDS = {"role", "content", "tool_calls", "tool_call_id", "name"}
 
 
 @dataclass

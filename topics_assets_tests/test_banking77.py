@@ -1,0 +1,48 @@
+"""embed -> cluster -> classify against ground truth: banking77 texts read like Task facets."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from topics_assets.config import ClusterSettings
+from topics_assets.embed import LocalEmbedder
+from topics_assets.topic_map import TopicMap
+from topics_assets_tests.conftest import shared_data
+
+PER_CATEGORY_TRAIN = 60
+PER_CATEGORY_TEST = 20
+
+
+@pytest.fixture(scope="module")
+def banking77():
+    train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(PER_CATEGORY_TRAIN)
+    test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(PER_CATEGORY_TEST)
+    embedder = LocalEmbedder()
+    tm = TopicMap.fit(embedder.embed(train.text.tolist()), train.text.tolist(), ClusterSettings())
+    return train.reset_index(drop=True), test.reset_index(drop=True), tm, embedder.embed(test.text.tolist())
+
+
+def test_clusters_recover_intents_well_above_chance(banking77):
+    train, _, tm, _ = banking77
+    ari = adjusted_rand_score(train.category, tm.labels)
+    shuffled = adjusted_rand_score(np.random.default_rng(0).permutation(train.category.to_numpy()), tm.labels)
+    assert abs(shuffled) < 0.02  # chance
+    assert ari > 0.35, f"ARI {ari:.3f}"  # measured 0.39 with the default minimum cluster size
+    assert 40 <= len(tm.topics) <= 150  # 77 intents
+
+
+def test_test_split_lands_in_the_topic_holding_its_category(banking77):
+    train, test, tm, test_vectors = banking77
+    members = pd.DataFrame({"category": train.category, "cluster": tm.labels})
+    members = members[members.cluster >= 0]
+    majority = members.groupby("category").cluster.agg(lambda s: s.value_counts().index[0])
+    idx, dist = tm.classify(test_vectors)
+    positions = np.array([t.index for t in tm.topics])
+    predicted = np.where(idx >= 0, positions[np.maximum(idx, 0)], -1)
+    expected = test.category.map(majority).fillna(-2).to_numpy()
+    matched = idx >= 0
+    assert matched.mean() > 0.85, f"no_match rate {1 - matched.mean():.3f} on in-domain texts"
+    accuracy = float((predicted[matched] == expected[matched]).mean())
+    assert accuracy > 0.6, f"{accuracy:.3f} of matched test texts land in their category's topic"  # measured 0.69
+    assert np.all(dist[~matched] > tm.threshold) and np.all(dist[matched] <= tm.threshold)

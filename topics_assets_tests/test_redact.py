@@ -1,0 +1,101 @@
+import time
+from pathlib import Path
+
+import pytest
+
+from topics_assets.redact import luhn_ok, redact
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.parametrize(
+    "text,expected,kind",
+    [
+        ("mail jane.doe+tag@mail.example.co.uk now", "mail [EMAIL] now", "EMAIL"),
+        ("call +44 20 7946 0958.", "call [PHONE].", "PHONE"),
+        ("call +1 (555) 123-4567", "call [PHONE]", "PHONE"),
+        ("call +33612345678", "call [PHONE]", "PHONE"),
+        ("call (555) 123-4567 or 555-123-2002 or 555.123.4567", "call [PHONE] or [PHONE] or [PHONE]", "PHONE"),
+        ("toll free 1-800-555-0199", "toll free [PHONE]", "PHONE"),
+        ("visa 4111 1111 1111 1111 ok", "visa [CARD] ok", "CARD"),
+        ("mc 5500-0000-0000-0004", "mc [CARD]", "CARD"),
+        ("amex 378282246310005 and 3782 822463 10005", "amex [CARD] and [CARD]", "CARD"),
+        ("key sk-proj-AbCdEfGhIjKlMnOpQrStUvWx123", "key [API_KEY]", "API_KEY"),
+        ("key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWx-123", "key [API_KEY]", "API_KEY"),
+        ("key sk-AbCdEfGhIjKlMnOpQrStUvWx", "key [API_KEY]", "API_KEY"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [API_KEY]", "API_KEY"),
+        ("gh ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gh [API_KEY]", "API_KEY"),
+        ("gh gho_abcdefghijklmnopqrstuvwxyz0123456789", "gh [API_KEY]", "API_KEY"),
+        ("gh github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "gh [API_KEY]", "API_KEY"),
+        ("slack xoxb-123456789012-abcdefABCDEF", "slack [API_KEY]", "API_KEY"),
+        ("slack xoxp-123456789012-abcdefABCDEF", "slack [API_KEY]", "API_KEY"),
+        ("google AIzaSyA-abcdefghijklmnopqrstuvwxyz01234", "google [API_KEY]", "API_KEY"),
+        ("hf hf_abcdefghijklmnopqrstuvwxyzABCDEF", "hf [API_KEY]", "API_KEY"),
+        ("gitlab glpat-abcdefghij0123456789", "gitlab [API_KEY]", "API_KEY"),
+        ("Authorization: Bearer abc123.def456-ghi789", "Authorization: [BEARER_TOKEN]", "BEARER_TOKEN"),
+        ("auth: bearer 0123456789abcdefXYZ", "auth: [BEARER_TOKEN]", "BEARER_TOKEN"),
+        (
+            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "jwt [JWT]",
+            "JWT",
+        ),
+        ("host 192.168.1.10, then 8.8.8.8.", "host [IP], then [IP].", "IP"),
+        ("v6 2001:0db8:85a3:0000:0000:8a2e:0370:7334 and fe80::1ff:fe23:4567:890a", "v6 [IP] and [IP]", "IP"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "[PRIVATE_KEY]",
+            "PRIVATE_KEY",
+        ),
+    ],
+)
+def test_each_kind_is_redacted(text, expected, kind):
+    out, counts = redact(text)
+    assert out == expected
+    assert counts == {kind: expected.count(f"[{kind}]")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In 2024 we shipped 12345 orders; order #W4923227 and product 6817146515.",
+        "Flight on 2024-05-20 at 15:00:00, ref 1990-04-05.",
+        "card 4111 1111 1111 1112 fails Luhn",  # not a valid card number
+        "epoch ms 1722528000000 and 17225280000001234",
+        "amount 6.280000000000001 and 11.579999999999927",
+        "C++ std::vector and a::b and 12:30:45 and MAC 00:1A:2B:3C:4D:5E",
+        "version 1.2.3 and 999.1.1.1 and 1.2.3.4.5",
+        "the bearer of bad news; bearer authentication is common",
+        "task-abcdefghijklmnopqrstuvwxyz0123 and mask-abcdefghijklmnopqrstuvwxyz",
+        "call me at 5551234567",  # a bare digit run: too much like an id to call it a phone
+        "email me @ home",
+    ],
+)
+def test_lookalikes_stay(text):
+    assert redact(text) == (text, {})
+
+
+def test_luhn():
+    assert luhn_ok("4111111111111111") and luhn_ok("378282246310005") and luhn_ok("6011111111111117")
+    assert not luhn_ok("4111111111111112") and not luhn_ok("1234567812345678")
+
+
+def test_counts_and_extra_patterns():
+    text = "a@x.io b@y.io from 10.0.0.1, ticket TCK-1234 and TCK-99"
+    out, counts = redact(text, {"ticket": r"TCK-\d+"})
+    assert out == "[EMAIL] [EMAIL] from [IP], ticket [TICKET] and [TICKET]"
+    assert counts == {"EMAIL": 2, "IP": 1, "TICKET": 2}
+    assert redact("") == ("", {})
+
+
+def test_ten_megabytes_in_well_under_two_seconds():
+    if (DATA / "tau-bench" / "gpt-4o-airline.json").exists():
+        base = (DATA / "tau-bench" / "gpt-4o-airline.json").read_text()  # digit-dense JSON, real emails
+    else:
+        base = "Contact jane@example.com about order 12345 at 2024-05-20 15:00:00. " * 1000
+    text = (base * (10_000_000 // len(base) + 1))[:10_000_000]
+    start = time.perf_counter()
+    out, counts = redact(text)
+    elapsed = time.perf_counter() - start
+    print(f"\nredact 10 MB: {elapsed:.2f}s {counts}")
+    assert counts.get("EMAIL", 0) > 0 and "@example.com" not in out
+    assert elapsed < 2.0
