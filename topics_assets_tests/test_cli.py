@@ -1,0 +1,76 @@
+"""The `topics` command, run as a user would, on a temporary home."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from topics_assets.cli import cli
+from topics_assets.synthetic import generate_traces
+
+GOOD_CHAT = {"id": "chat-1", "project": "shop", "timestamp": "2026-11-20T10:00:00Z",
+             "messages": [{"role": "user", "content": "Where is my parcel? It was due Monday."},
+                          {"role": "assistant", "content": "Let me check that for you."}]}
+
+
+@pytest.fixture
+def topics(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOPICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    monkeypatch.delenv("TOPICS_CONFIG", raising=False)
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        return result
+
+    return run
+
+
+def test_ingest_quarantines_bad_lines_and_keeps_the_rest(topics, tmp_path):
+    span_trace = generate_traces(n_traces=1, days=1, seed=3, project="shop")[0]
+    lines = [
+        json.dumps(GOOD_CHAT),
+        '{"id": "broken", "messages": [',                     # malformed JSON
+        json.dumps(span_trace),
+        json.dumps([1, 2, 3]),                                  # not an object
+        json.dumps({"id": "no-messages", "project": "shop"}),  # unknown shape
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes("\n".join(lines).encode() + b"\n\xff\xfe not utf-8\n")
+    result = topics("ingest", str(path))
+    assert result.exit_code == 0, result.output
+    assert "loaded 2, updated 0, unchanged 0, quarantined 4" in result.output
+    q = json.loads(topics("sql", "SELECT line, reason FROM quarantine ORDER BY line", "--format", "json").output)
+    assert [r["line"] for r in q] == [2, 4, 5, 6]
+    assert all(r["reason"] for r in q)
+    ids = json.loads(topics("sql", "SELECT trace_id FROM raw_traces ORDER BY 1", "--format", "json").output)
+    assert [r["trace_id"] for r in ids] == sorted(["chat-1", span_trace["trace_id"]])
+    # The same file again changes nothing; a changed trace counts as updated.
+    assert "loaded 0, updated 0, unchanged 2" in topics("ingest", str(path)).output
+    GOOD_CHAT["messages"].append({"role": "user", "content": "Also, can I change the address?"})
+    path.write_text(json.dumps(GOOD_CHAT) + "\n")
+    assert "loaded 0, updated 1, unchanged 0" in topics("ingest", str(path)).output
+
+
+def test_run_status_and_sql_below_the_gates(topics, tmp_path):
+    path = tmp_path / "few.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in generate_traces(n_traces=30, days=2, seed=5, project="shop")))
+    assert topics("ingest", str(path)).exit_code == 0
+    result = topics("run", "--project", "shop")
+    assert result.exit_code == 0, result.output
+    assert "30 traces in project 'shop', need 400" in result.output
+    status = topics("status").output
+    assert "accumulating" in status and "shop" in status
+    csv = topics("sql", "SELECT facet, count(*) AS n FROM facets GROUP BY 1 ORDER BY 1", "--format", "csv").output
+    assert csv.splitlines() == ["facet,n", "issues,30", "sentiment,30", "task,30"]
+    bad = topics("sql", "SELECT nope FROM nowhere")
+    assert bad.exit_code != 0 and "query failed" in bad.output
+
+
+def test_help_explains_commands(topics):
+    out = topics("--help").output
+    for command in ("demo", "ingest", "run", "sql", "status", "maps"):
+        assert command in out
+    assert "400 traces" in topics("run", "--help").output
