@@ -33,8 +33,16 @@ class FacetSpec:
             raise ConfigError(f"facet name {self.name!r} must be an identifier (letters, digits, _)")
         if self.kind not in ("text", "enum", "score"):
             raise ConfigError(f"facet {self.name!r}: kind must be text, enum or score, not {self.kind!r}")
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ConfigError(f"facet {self.name!r}: needs a prompt (the question the model answers)")
+        if not isinstance(self.categories, list) or not all(isinstance(c, str) and c.strip() for c in self.categories):
+            raise ConfigError(f"facet {self.name!r}: categories must be a list of non-empty strings")
         if self.kind == "enum" and len(self.categories) < 2:
             raise ConfigError(f"facet {self.name!r}: an enum facet needs at least two categories")
+        if self.kind == "enum" and len({c.lower() for c in self.categories}) != len(self.categories):
+            raise ConfigError(f"facet {self.name!r}: categories must be unique")
+        if self.kind != "enum" and self.categories:
+            raise ConfigError(f"facet {self.name!r}: categories only apply to kind: enum (this one is {self.kind})")
 
 
 BUILTIN_FACETS = [
@@ -66,6 +74,7 @@ class LLMSettings:
     max_retries: int = 5
     temperature: float = 0.0
     max_output_tokens: int = 800
+    backoff_base_s: float = 0.5  # first retry waits up to this (full jitter, doubling); Retry-After wins
 
 
 @dataclass
@@ -91,6 +100,12 @@ class ClusterSettings:
     min_cluster_size: int | None = None  # None = derived from the sample size
     n_neighbors: int = 15
     n_components: int = 5
+    n_epochs: int | None = None  # UMAP epochs; None = umap-learn's default for the size
+    pca_components: int | None = None  # PCA before UMAP's kNN search; None = none
+    min_samples: int | None = None  # HDBSCAN min_samples; None = min(min_cluster_size, 10)
+    # UMAP + HDBSCAN run on at most this many sampled facets; the rest join their nearest sampled
+    # neighbour's cluster. Bounds the super-linear part of map generation. None/0 = all.
+    core_sample: int | None = None
     n_keywords: int = 8
     random_state: int = 42
     # Cosine distance beyond which a trace is no_match; None = from the map's own distances.
@@ -106,6 +121,13 @@ class GateSettings:
 
 
 @dataclass
+class AutomationSettings:
+    regenerate_cron: str = "0 3 * * *"  # daily, 03:00 UTC
+    backfill_days: int = 7  # recent window re-labelled after a new generation
+    sensor_interval_s: int = 60
+
+
+@dataclass
 class Settings:
     home: str = ".topics"
     database: str | None = None  # default: <home>/topics.duckdb
@@ -117,6 +139,7 @@ class Settings:
     preprocess: PreprocessSettings = field(default_factory=PreprocessSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     gates: GateSettings = field(default_factory=GateSettings)
+    automation: AutomationSettings = field(default_factory=AutomationSettings)
 
     @property
     def database_path(self) -> str:
@@ -161,6 +184,8 @@ ENV_VARS = {
     "TOPICS_THRESHOLD": "cluster.threshold",
     "TOPICS_MIN_TRACES": "gates.min_traces",
     "TOPICS_MIN_UNIQUE_FACETS": "gates.min_unique_facets",
+    "TOPICS_REGENERATE_CRON": "automation.regenerate_cron",
+    "TOPICS_BACKFILL_DAYS": "automation.backfill_days",
 }
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 from dagster import Definitions
 
 from .config import Settings, load_settings
+from .defs.adhoc import build_adhoc_job
 from .defs.assets import build_assets
+from .defs.automation import build_automation
 from .defs.jobs import build_jobs
 from .defs.resources import build_resources
 
 
 def build_defs(settings: Settings) -> Definitions:
+    sensors, schedules = build_automation(settings)
     return Definitions(
         assets=build_assets(settings),
-        jobs=build_jobs(settings),
+        jobs=[*build_jobs(settings), build_adhoc_job(settings)],
+        sensors=sensors,
+        schedules=schedules,
         resources=build_resources(settings),
     )
 

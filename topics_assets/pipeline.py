@@ -25,6 +25,7 @@ from .topic_map import NO_MATCH, TopicMap, classify_vectors, match_ids
 from .traces import Quarantined, Trace, sha256_text
 
 INGEST_BATCH = 2_000
+FACET_FLUSH_EVERY = 256  # traces per facets write: bounds what a crash can lose
 
 
 def text_hash(text: str) -> str:
@@ -135,8 +136,15 @@ def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[s
 # facet
 
 
-def facet_days(store: Store, settings: Settings, days: list[str], engine=None) -> dict[str, Any]:
-    """Facet every trace of these days whose content, facet definitions or model changed."""
+def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
+               flush_every: int = FACET_FLUSH_EVERY) -> dict[str, Any]:
+    """Facet every trace of these days whose content, facet definitions or model changed.
+
+    LLM calls run at most llm.max_in_flight at a time; answers are written every `flush_every`
+    traces, so a crash or a cancelled run keeps what was already paid for. A trace that fails is
+    recorded in facet_failures with its reason and, having no current facets, is tried again on
+    the next run.
+    """
     from .facets import make_engine
 
     t0 = time.monotonic()
@@ -157,40 +165,62 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None) -
     todo = [t for t in traces.itertuples(index=False)
             if {f"{f}\0{t.content_hash}" for f in wanted} - current.get(t.trace_id, set())]
 
+    live_ids = traces.trace_id.tolist()
+    rows: list[dict] = []
+    failures: list[dict] = []
+    reasons: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    pending = 0
+
+    def flush() -> None:
+        nonlocal pending
+        store.write_facets(days, rows, failures, live_ids=live_ids)
+        rows.clear()
+        failures.clear()
+        pending = 0
+
+    def on_done(i: int, res: Any) -> None:
+        nonlocal pending
+        t = todo[i]
+        if isinstance(res, BaseException):
+            reason = getattr(res, "reason", None) or type(res).__name__
+            reasons[reason] += 1
+            counts["failed"] += 1
+            failures.append({"trace_id": t.trace_id, "project": t.project, "day": t.day, "reason": reason,
+                             "detail": f"{type(res).__name__}: {res}"[:2000]})
+        else:
+            counts["faceted"] += 1
+            created = now_utc()
+            for name, text in res.items():
+                rows.append({"trace_id": t.trace_id, "facet": name, "project": t.project, "day": t.day,
+                             "text": text, "text_hash": text_hash(text), "engine": engine.engine,
+                             "model": engine.model, "content_hash": t.content_hash, "facets_hash": fhash,
+                             "created_at": created})
+        pending += 1
+        if pending >= flush_every:
+            flush()
+
     def run_one(t):
         return engine.facet(t.content)
 
     client = getattr(engine, "client", None)
+    before = client.stats if client is not None else None
     if client is not None:
-        results = client.map(run_one, todo)
+        client.map(run_one, todo, on_done=on_done)
     else:
-        results = []
-        for t in todo:
+        for i, t in enumerate(todo):
             try:
-                results.append(run_one(t))
-            except Exception as e:  # noqa: BLE001 - recorded per trace below
-                results.append(e)
-    rows, failures = [], []
-    reasons: Counter[str] = Counter()
-    created = now_utc()
-    for t, res in zip(todo, results):
-        if isinstance(res, BaseException):
-            reason = getattr(res, "reason", None) or type(res).__name__
-            reasons[reason] += 1
-            failures.append({"trace_id": t.trace_id, "project": t.project, "day": t.day, "reason": reason,
-                             "detail": str(res)[:2000]})
-            continue
-        for name, text in res.items():
-            rows.append({"trace_id": t.trace_id, "facet": name, "project": t.project, "day": t.day, "text": text,
-                         "text_hash": text_hash(text), "engine": engine.engine, "model": engine.model,
-                         "content_hash": t.content_hash, "facets_hash": fhash, "created_at": created})
-    store.write_facets(days, rows, failures, live_ids=traces.trace_id.tolist())
-    meta: dict[str, Any] = {"traces": len(traces), "faceted": len(todo) - len(failures),
-                            "cache_hits": len(traces) - len(todo), "failed": len(failures),
+                res = run_one(t)
+            except Exception as e:  # noqa: BLE001 - recorded per trace
+                res = e
+            on_done(i, res)
+    flush()  # also drops facets of traces that left these days, when nothing was to do
+    meta: dict[str, Any] = {"traces": len(traces), "faceted": counts["faceted"],
+                            "cache_hits": len(traces) - len(todo), "failed": counts["failed"],
                             "failures_by_reason": dict(reasons), "engine": engine.engine, "model": engine.model,
                             "seconds": round(time.monotonic() - t0, 3)}
     if client is not None:
-        meta.update({f"llm_{k}": v for k, v in client.stats.items()})
+        meta.update({f"llm_{k}": v for k, v in client.stats_since(before).items()})
     return meta
 
 
@@ -248,12 +278,17 @@ def generate_topic_map(store: Store, settings: Settings, project: str, facet: st
     if not tm.topics:
         return {"generated": False, "skipped_reason": f"no clusters found among {len(rows)} facets", **gate}
 
+    naming: dict[str, Any] = {}
     if settings.llm.model:
         if client is None:
             from .llm import LLMClient
 
             client = LLMClient(settings.llm, api_key=settings.llm_api_key())
-        name_with_llm(tm.topics, facet, client)
+        before = client.stats
+        naming = name_with_llm(tm.topics, facet, client)
+        usage = client.stats_since(before)
+        naming.update({f"naming_{k}": usage[k] for k in ("calls", "requests", "retries", "input_tokens",
+                                                          "output_tokens", "cost", "cost_unknown")})
         naming_engine = f"llm:{settings.llm.model}"
     else:
         name_with_keywords(tm.topics)
@@ -298,7 +333,7 @@ def generate_topic_map(store: Store, settings: Settings, project: str, facet: st
             "params": {"min_cluster_size": tm.min_cluster_size, "n_neighbors": settings.cluster.n_neighbors,
                        "n_components": settings.cluster.n_components, "sample_cap": settings.cluster.sample_cap}}
     store.write_generation(info, topics + retired)
-    return {"generated": True, **info, "matched_previous": matched, "retired": len(retired),
+    return {"generated": True, **info, **naming, "matched_previous": matched, "retired": len(retired),
             "new_topics": len(topics) - matched, "topics": topics, "seconds": round(time.monotonic() - t0, 3)}
 
 
@@ -332,3 +367,53 @@ def classify_days(store: Store, settings: Settings, days: list[str], project: st
     out["no_match_rate"] = round(out["no_match"] / out["classified"], 4) if out["classified"] else None
     out["seconds"] = round(time.monotonic() - t0, 3)
     return out
+
+
+# ----------------------------------------------------------------------------------------
+# ad hoc clustering and state
+
+
+def cluster_adhoc(store: Store, settings: Settings, project: str, facet: str, where: str | None = None,
+                  min_cluster_size: int | None = None, sample_cap: int = 20_000) -> dict[str, Any]:
+    """The same fit on any filtered subset (a SQL condition on `traces t`); nothing is persisted."""
+    from dataclasses import replace
+
+    from .embed import LOCAL_MODEL_ID
+    from .naming import name_with_keywords
+
+    t0 = time.monotonic()
+    if facet not in text_facets(settings):
+        raise ValueError(f"facet {facet!r} is not a free-text facet; choose one of {', '.join(text_facets(settings))}")
+    model_id = LOCAL_MODEL_ID if settings.embedding.model == "local" else settings.embedding.model
+    rows, vectors = store.facet_vectors(model_id, facet, project=project, where=where, limit_sample=sample_cap,
+                                        seed=settings.cluster.random_state)
+    if len(rows) == 0:
+        raise ValueError(f"no embedded {facet} facets in project {project!r}" + (f" where {where}" if where else ""))
+    # Exploration favours finer topics on small subsets.
+    mcs = min_cluster_size or max(3, min(50, len(rows) // 100))
+    tm = TopicMap.fit(vectors, rows.text.tolist(), replace(settings.cluster, min_cluster_size=mcs))
+    name_with_keywords(tm.topics)
+    topics = [{"topic_id": f"adhoc-{i + 1:03d}", "name": t.name, "size": t.size, "keywords": t.keywords,
+               "examples": t.examples} for i, t in enumerate(sorted(tm.topics, key=lambda t: -t.size))]
+    return {"project": project, "facet": facet, "where": where, "n_facets": len(rows), "n_topics": len(topics),
+            "noise_share": round(tm.noise_share, 4), "min_cluster_size": mcs, "topics": topics,
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+MAP_STATES = ("accumulating", "ready", "generating", "backfilling", "idle")
+
+
+def map_state(store: Store, settings: Settings, project: str, facet: str, generating: bool = False,
+              backfilling: bool = False) -> dict[str, Any]:
+    """Where a (project, facet) stands: accumulating -> ready -> generating -> backfilling -> idle."""
+    gate = gate_status(store, settings, project, facet)
+    generation = store.latest_generation(project, facet)
+    if generating:
+        state = "generating"
+    elif generation is None:
+        state = "ready" if gate["ready"] else "accumulating"
+    elif backfilling:
+        state = "backfilling"
+    else:
+        state = "idle"
+    return {**gate, "generation": generation, "state": state}

@@ -185,11 +185,11 @@ def vectors_to_array(values: Iterable[Any]) -> np.ndarray:
 
 
 class Store:
-    def __init__(self, database: str | None = None, connect: Connect | None = None):
+    def __init__(self, database: str | None = None, connect: Connect | None = None, lock_wait_s: float = 300.0):
         if connect is None:
             if database is None:
                 raise ValueError("Store needs a database path or a connect factory")
-            connect = lambda: connect_with_retry(database)  # noqa: E731
+            connect = lambda: connect_with_retry(database, lock_wait_s)  # noqa: E731
         self._connect = connect
         self.database = database
         self._schema_ready = False
@@ -432,6 +432,28 @@ class Store:
             params.append(project)
         with self.conn() as c:
             return [r[0] for r in c.execute(sql + " ORDER BY 1", params).fetchall()]
+
+    def pending_days(self, project: str | None = None) -> list[str]:
+        """Days with work left: new or changed traces, traces without facets (failures are retried),
+        or facets not yet labelled by their map's newest generation."""
+        only = "AND {t}.project = ?" if project else ""
+        sql = f"""
+            SELECT r.day::VARCHAR FROM raw_traces r
+            WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = r.trace_id
+                              AND t.payload_hash = r.payload_hash AND t.day = r.day) {only.format(t="r")}
+            UNION
+            SELECT t.day::VARCHAR FROM traces t
+            WHERE t.status = 'ok' {only.format(t="t")}
+              AND NOT EXISTS (SELECT 1 FROM facets f WHERE f.trace_id = t.trace_id AND f.content_hash = t.content_hash)
+            UNION
+            SELECT f.day::VARCHAR FROM facets f
+            JOIN (SELECT project, facet, max(generation) AS generation FROM topic_map_generations GROUP BY ALL) g
+              USING (project, facet)
+            WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.trace_id = f.trace_id AND c.facet = f.facet
+                              AND c.generation = g.generation) {only.format(t="f")}
+            ORDER BY 1"""
+        with self.conn() as c:
+            return [r[0] for r in c.execute(sql, [project] * 3 if project else []).fetchall()]
 
     # ----- classifications ---------------------------------------------------------
     def write_classifications(self, project: str, facet: str, generation: int, days: list[str], df: pd.DataFrame) -> None:

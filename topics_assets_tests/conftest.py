@@ -27,3 +27,16 @@ def settings(tmp_path):
     s = load_settings(env={})
     s.home = str(tmp_path / "home")
     return s
+
+
+@pytest.fixture(scope="session")
+def banking77_embedded():
+    """A stratified banking77 subset (60 train / 20 test texts per intent) with local-model vectors."""
+    import pandas as pd
+
+    from topics_assets.embed import LocalEmbedder
+
+    train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(60).reset_index(drop=True)
+    test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(20).reset_index(drop=True)
+    embedder = LocalEmbedder()
+    return train, embedder.embed(train.text.tolist()), test, embedder.embed(test.text.tolist())

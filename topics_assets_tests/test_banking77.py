@@ -6,21 +6,14 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from topics_assets.config import ClusterSettings
-from topics_assets.embed import LocalEmbedder
 from topics_assets.topic_map import TopicMap
-from topics_assets_tests.conftest import shared_data
-
-PER_CATEGORY_TRAIN = 60
-PER_CATEGORY_TEST = 20
 
 
 @pytest.fixture(scope="module")
-def banking77():
-    train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(PER_CATEGORY_TRAIN)
-    test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(PER_CATEGORY_TEST)
-    embedder = LocalEmbedder()
-    tm = TopicMap.fit(embedder.embed(train.text.tolist()), train.text.tolist(), ClusterSettings())
-    return train.reset_index(drop=True), test.reset_index(drop=True), tm, embedder.embed(test.text.tolist())
+def banking77(banking77_embedded):
+    train, train_vectors, test, test_vectors = banking77_embedded
+    tm = TopicMap.fit(train_vectors, train.text.tolist(), ClusterSettings())
+    return train, test, tm, test_vectors
 
 
 def test_clusters_recover_intents_well_above_chance(banking77):

@@ -8,9 +8,12 @@ from ..config import Settings
 from ..store import Store
 
 
-def store_from(duckdb: DuckDBResource) -> Store:
-    """The one place the Dagster layer turns its resource into the core Store."""
-    return Store(database=duckdb.database, connect=duckdb.get_connection)
+def store_from(duckdb: DuckDBResource, lock_wait_s: float = 300.0) -> Store:
+    """The one place the Dagster layer turns its resource into the core Store.
+
+    The Store opens the resource's file itself so that it can wait out another process's
+    write lock with jittered backoff (two runs at once must both finish)."""
+    return Store(database=duckdb.database, lock_wait_s=lock_wait_s)
 
 
 def build_resources(settings: Settings) -> dict:
