@@ -1,13 +1,17 @@
 """Read trace files of any supported shape into Trace objects, auto-detected per record.
 
 Shapes: generic chat logs ({"messages": [...]}), span trees ({"spans": [...]}),
-tau-bench run files (records with "traj") and tau2-bench results ({"simulations": [...]}).
-A record that cannot be parsed becomes a Quarantined with a reason that names
-the problem; it never stops the rest of the file from landing.
+tau-bench run files (records with "traj"), tau2-bench results ({"simulations": [...]})
+and OpenTelemetry OTLP JSON ({"resourceSpans": [...]}, GenAI or OpenInference
+attributes; see otel.py). A record that cannot be parsed becomes a Quarantined
+with a reason that names the problem; it never stops the rest of the file from
+landing. Memory stays bounded by the largest record: JSONL is streamed, and a
+line over MAX_RECORD_BYTES is skipped without being read whole.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 from collections.abc import Iterator
@@ -20,6 +24,11 @@ from topics_assets.preprocess import attachment_placeholder, is_attachment_part
 from topics_assets.traces import SPAN_TYPES, Message, Quarantined, Span, Trace
 
 SNIPPET_CHARS = 200
+MAX_RECORD_BYTES = 256 * 1024 * 1024  # a line (or .json file) above this is quarantined unread
+# Raw values (tool inputs and outputs, metadata, labels) nested deeper than this are
+# quarantined: storing them (dataclasses.asdict, json.dumps) would overflow the stack.
+MAX_VALUE_DEPTH = 64
+_SKIP_CHUNK = 1 << 20
 READ_ONLY_PREFIXES = ("get_", "search_", "list_", "find_", "calculate", "think")
 TAU_BENCH_DOMAINS = ("airline", "retail")
 
@@ -72,64 +81,180 @@ def read_file(
     project: str | None = None,
     default_project: str = "default",
     now: datetime | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[Trace | Quarantined]:
     """Every trace in the file, and a Quarantined for every record that is not one.
 
-    .jsonl/.ndjson files are streamed line by line (memory stays bounded);
-    .json files hold one document: a list of records, a tau2-bench results
-    object, or a single record.
+    .jsonl/.ndjson files are streamed line by line (memory stays bounded by the
+    largest line, and lines over max_record_bytes are skipped unread); .json
+    files hold one document: a list of records, a tau2-bench results object,
+    an OTLP export, or a single record.
     """
     path = Path(path)
     ctx = _Context(str(path), project, default_project, now or datetime.now(timezone.utc))
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        yield from _read_jsonl(path, ctx)
+        yield from _read_jsonl(path, ctx, max_record_bytes)
     elif suffix == ".json":
-        yield from _read_json(path, ctx)
+        yield from _read_json(path, ctx, max_record_bytes)
     else:
         yield Quarantined(
             ctx.source, None, f"unsupported file type {suffix or '(none)'!r}: expected .json, .jsonl or .ndjson"
         )
 
 
-def _read_jsonl(path: Path, ctx: _Context) -> Iterator[Trace | Quarantined]:
+class iter_lines:  # noqa: N801 - used like a generator function
+    """(line number, bytes with their newline, size) for each line of a binary file.
+
+    A line longer than max_bytes comes back as None (with its size), read past
+    in 1 MB chunks: one huge line costs neither the memory to hold it nor the
+    rest of the file. A class, not a generator, so that it keeps no reference
+    to the line it handed out (the caller frees it before parsing).
+    """
+
+    def __init__(self, f: Any, max_bytes: int = MAX_RECORD_BYTES):
+        self.f, self.max_bytes, self.lineno = f, max_bytes, 0
+
+    def __iter__(self) -> iter_lines:
+        return self
+
+    def __next__(self) -> tuple[int, bytes | None, int]:
+        raw = self.f.readline(self.max_bytes + 1)
+        if not raw:
+            raise StopIteration
+        self.lineno += 1
+        if len(raw) > self.max_bytes and not raw.endswith(b"\n"):
+            size = len(raw)
+            del raw
+            while True:
+                chunk = self.f.readline(_SKIP_CHUNK)
+                size += len(chunk)
+                if not chunk or chunk.endswith(b"\n"):
+                    break
+            return self.lineno, None, size
+        return self.lineno, raw, len(raw)
+
+
+def _line_text(raw: bytes, lineno: int) -> str:
+    """The line as text without its newline (or a BOM on line 1), decoded without copying the bytes first."""
+    end = len(raw) - (2 if raw.endswith(b"\r\n") else 1 if raw.endswith((b"\n", b"\r")) else 0)
+    start = 3 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf") else 0
+    with memoryview(raw)[start:end] as view:
+        return str(view, "utf-8")
+
+
+def _too_large(where: str, size: int, limit: int) -> str:
+    return f"{where}: record too large ({size:,} bytes, limit {limit:,}); skipped unread"
+
+
+def _read_jsonl(path: Path, ctx: _Context, max_bytes: int) -> Iterator[Trace | Quarantined]:
+    from topics_assets.otel import OtlpAssembler, is_otlp, last_lines_in
+
+    otlp: OtlpAssembler | None = None
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            raw = raw.rstrip(b"\r\n")
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                snippet = _snippet(raw.decode("utf-8", errors="replace"))
-                yield Quarantined(ctx.source, lineno, f"line {lineno}: not valid UTF-8 (byte {e.start})", snippet)
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                reason = f"line {lineno}: not valid JSON: {getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')}"
-                yield Quarantined(ctx.source, lineno, reason, _snippet(line))
-                continue
-            except RecursionError:
-                yield Quarantined(
-                    ctx.source, lineno, f"line {lineno}: not valid JSON: nested too deeply", _snippet(line)
-                )
-                continue
-            yield from _parse_or_quarantine(obj, ctx, lineno, f"line {lineno}", line)
+        for lineno, raw, size in iter_lines(f, max_bytes):
+            if raw is None:
+                yield Quarantined(ctx.source, lineno, _too_large(f"line {lineno}", size, max_bytes))
+            elif raw and not raw.isspace():  # (no copy: the line may be huge)
+                obj: Any = _FAILED
+                try:
+                    line = _line_text(raw, lineno)
+                except UnicodeDecodeError as e:
+                    snippet = _snippet(raw[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace").rstrip("\r\n"))
+                    yield Quarantined(ctx.source, lineno, f"line {lineno}: not valid UTF-8 (byte {e.start})", snippet)
+                    line = ""
+                del raw
+                if line:
+                    try:
+                        obj = _loads(line)
+                    except ValueError as e:
+                        reason = (
+                            f"line {lineno}: not valid JSON: {getattr(e, 'msg', e)} "
+                            f"at column {getattr(e, 'colno', '?')}"
+                        )
+                        yield Quarantined(ctx.source, lineno, reason, _snippet(line))
+                    except RecursionError:
+                        reason = f"line {lineno}: not valid JSON: nested too deeply"
+                        yield Quarantined(ctx.source, lineno, reason, _snippet(line))
+                if obj is not _FAILED and is_otlp(obj):
+                    if otlp is None:  # one extra byte scan, only for files that hold OTLP
+                        with path.open("rb") as g:
+                            last = last_lines_in((n, r) for n, r, _ in iter_lines(g, max_bytes))
+                        otlp = OtlpAssembler(ctx, last)
+                    yield from otlp.add(obj, lineno, f"line {lineno}")
+                elif obj is not _FAILED:
+                    yield from _parse_or_quarantine(obj, ctx, lineno, f"line {lineno}", line)
+                del line, obj
+            if otlp is not None:
+                yield from otlp.ready(lineno)
+    if otlp is not None:
+        yield from otlp.finish()
 
 
-def _read_json(path: Path, ctx: _Context) -> Iterator[Trace | Quarantined]:
+_FAILED = object()  # a line that did not decode
+
+
+def _loads(text: str) -> Any:
+    """json.loads, with lone UTF-16 surrogates ("\\ud800" escapes) replaced by U+FFFD.
+
+    Python accepts them, but no UTF-8 store can hold them: one such escape would
+    otherwise fail a whole ingest batch later.
+    """
+    obj = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:
+        obj = _clean_surrogates(obj)
+    return obj
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_str(s: str) -> str:
+    return s if s.isascii() or not _SURROGATE.search(s) else _SURROGATE.sub("\ufffd", s)
+
+
+def _clean_surrogates(obj: Any) -> Any:
+    """Walks without recursion: a record may be nested as deep as the JSON parser allows."""
+    if isinstance(obj, str):
+        return _clean_str(obj)
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k in list(node):
+                v = node[k]
+                if isinstance(v, str):
+                    v = _clean_str(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+                ck = _clean_str(k)
+                if ck is not k:
+                    del node[k]
+                node[ck] = v
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    node[i] = _clean_str(v)
+                elif isinstance(v, (dict, list)):
+                    stack.append(v)
+    return obj
+
+
+def _read_json(path: Path, ctx: _Context, max_bytes: int) -> Iterator[Trace | Quarantined]:
+    size = path.stat().st_size
+    if size > max_bytes:
+        yield Quarantined(ctx.source, None, _too_large(path.name, size, max_bytes) + " (split it into JSONL)")
+        return
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        snippet = _snippet(raw.decode("utf-8", errors="replace"))
+        snippet = _snippet(raw[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace"))
         yield Quarantined(ctx.source, None, f"{path.name}: not valid UTF-8 (byte {e.start})", snippet)
         return
+    del raw
     try:
-        doc = json.loads(text)
+        doc = _loads(text)
     except RecursionError:
         yield Quarantined(ctx.source, None, f"{path.name}: not valid JSON: nested too deeply", _snippet(text))
         return
@@ -142,9 +267,22 @@ def _read_json(path: Path, ctx: _Context) -> Iterator[Trace | Quarantined]:
             _snippet(text),
         )
         return
+    from topics_assets.otel import OtlpAssembler, is_otlp
+
     if isinstance(doc, list):
+        otlp = None
         for i, obj in enumerate(doc):
-            yield from _parse_or_quarantine(obj, ctx, None, f"record {i}", None)
+            if is_otlp(obj):
+                otlp = otlp or OtlpAssembler(ctx)
+                yield from otlp.add(obj, None, f"record {i}")
+            else:
+                yield from _parse_or_quarantine(obj, ctx, None, f"record {i}", None)
+        if otlp is not None:
+            yield from otlp.finish()
+    elif is_otlp(doc):
+        otlp = OtlpAssembler(ctx)
+        yield from otlp.add(doc, None, path.name)
+        yield from otlp.finish()
     elif isinstance(doc, dict) and "simulations" in doc:
         # One quarantine per bad simulation, not one for the whole results file.
         try:
@@ -202,16 +340,55 @@ def parse_record(
     Raises RecordError naming the problem (prefixed with the line, when given)
     when the record is not a trace. The record's shape decides its format.
     """
+    ctx = _Context(source, project, default_project, now or datetime.now(timezone.utc))
     try:
-        return list(_parse(obj, _Context(source, project, default_project, now or datetime.now(timezone.utc))))
+        return list(_parse(obj, ctx))
     except RecordError as e:
         raise RecordError(f"line {line}: {e}" if line is not None else str(e)) from e
 
 
+def _too_deep(value: Any, limit: int = MAX_VALUE_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def check_depth(trace: Trace) -> Trace:
+    """The trace, if every raw value in it nests at most MAX_VALUE_DEPTH deep; else RecordError saying where."""
+    if _too_deep(trace.labels):
+        raise RecordError(f"'labels' nested deeper than {MAX_VALUE_DEPTH} levels")
+    for i, s in enumerate(trace.spans):
+        for name in ("input", "output", "metadata"):
+            if _too_deep(getattr(s, name)):
+                raise RecordError(f"span {s.id!r} (spans[{i}]): '{name}' nested deeper than {MAX_VALUE_DEPTH} levels")
+    return trace
+
+
 def _parse(obj: Any, ctx: _Context) -> Iterator[Trace]:
+    for trace in _parse_unchecked(obj, ctx):
+        yield check_depth(trace)
+
+
+def _parse_unchecked(obj: Any, ctx: _Context) -> Iterator[Trace]:
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {_type(obj)}")
-    if "simulations" in obj:
+    from topics_assets.otel import OtlpAssembler, is_otlp
+
+    if is_otlp(obj):  # one export batch: all of its traces, or the first problem
+        asm = OtlpAssembler(ctx)
+        items = [*asm.add(obj, None, ""), *asm.finish()]
+        bad = next((q for q in items if isinstance(q, Quarantined)), None)
+        if bad is not None:
+            raise RecordError(bad.reason)
+        yield from items
+    elif "simulations" in obj:
         for i, _, result in _tau2_results(obj, ctx):
             if isinstance(result, RecordError):
                 raise RecordError(f"simulation {i}: {result}")
@@ -225,8 +402,8 @@ def _parse(obj: Any, ctx: _Context) -> Iterator[Trace]:
     else:
         keys = ", ".join(sorted(map(str, obj))[:10]) or "none"
         raise RecordError(
-            "unknown record shape: expected 'messages' (chat), 'spans' (span tree), 'traj' (tau-bench) "
-            f"or 'simulations' (tau2-bench); keys: {keys}"
+            "unknown record shape: expected 'messages' (chat), 'spans' (span tree), 'traj' (tau-bench), "
+            f"'simulations' (tau2-bench) or 'resourceSpans' (OpenTelemetry OTLP JSON); keys: {keys}"
         )
 
 
@@ -330,7 +507,52 @@ def _content(value: Any, where: str) -> str:
     return "\n".join(pieces)
 
 
+# Within one record, a message re-sent by every LLM call becomes one shared Message:
+# a trace parsed from a 30 MB line holds its unique messages, not 375,000 copies
+# (and the preprocessor's identity fast path applies). Set per record.
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("topics_message_memo", default=None)
+
+
+def _memo_key(m: dict) -> tuple | None:
+    """A hashable key for the plain shapes (text content, string arguments); None: do not share."""
+    role, content = m.get("role"), m.get("content")
+    if not isinstance(role, str) or not (content is None or isinstance(content, str)) or "function_call" in m:
+        return None
+    calls = m.get("tool_calls")
+    call_key: tuple = ()
+    if calls:
+        if not isinstance(calls, list):
+            return None
+        parts = []
+        for tc in calls:
+            if not isinstance(tc, dict):
+                return None
+            fn = tc["function"] if isinstance(tc.get("function"), dict) else tc
+            args = fn.get("arguments", fn.get("input"))
+            if not (args is None or isinstance(args, str)) or not isinstance(fn.get("name"), (str, type(None))):
+                return None
+            parts.append((tc.get("id"), fn.get("name"), args))
+        call_key = tuple(parts)
+    extra = (m.get("tool_call_id"), m.get("name"))
+    if not all(x is None or isinstance(x, (str, int)) for x in extra):
+        return None
+    return role, content, call_key, extra
+
+
 def _message(m: Any, where: str) -> Message:
+    memo = _MEMO.get()
+    if memo is None or not isinstance(m, dict):
+        return _new_message(m, where)
+    key = _memo_key(m)
+    if key is None:
+        return _new_message(m, where)
+    msg = memo.get(key)
+    if msg is None:
+        msg = memo[key] = _new_message(m, where)
+    return msg
+
+
+def _new_message(m: Any, where: str) -> Message:
     if not isinstance(m, dict):
         raise RecordError(f"{where}: a message must be an object, got {_type(m)}")
     role = m.get("role")
@@ -473,7 +695,11 @@ def _span_trace(obj: dict, ctx: _Context) -> Trace:
         raise RecordError(
             f"'spans' must be a non-empty list, got {_type(raw_spans) if not isinstance(raw_spans, list) else 'an empty list'}"
         )
-    spans = [_span(s, i) for i, s in enumerate(raw_spans)]
+    token = _MEMO.set({})
+    try:
+        spans = [_span(s, i) for i, s in enumerate(raw_spans)]
+    finally:
+        _MEMO.reset(token)
     seen: set[str] = set()
     for s in spans:
         if s.id in seen:
@@ -543,9 +769,11 @@ def _tau2_results(doc: dict, ctx: _Context) -> Iterator[tuple[int, Any, Trace | 
     domain, tasks, sims = _tau2_header(doc, ctx)
     for i, sim in enumerate(sims):
         try:
-            yield i, sim, _tau2_trace(sim, domain, tasks, doc, ctx)
+            yield i, sim, check_depth(_tau2_trace(sim, domain, tasks, doc, ctx))
         except RecordError as e:
             yield i, sim, e
+        except RecursionError:
+            yield i, sim, RecordError("nested too deeply")
 
 
 def _tau2_message(m: Any, where: str) -> Message:

@@ -91,6 +91,12 @@ class _Rule:
     pattern: re.Pattern[str]
     check: Callable[[re.Match[str]], bool] = _word_start
     needles: tuple[str, ...] = ()  # skip the pass when none of these occurs
+    # Skip the pass when this (fast, class-led) regex finds nothing: for patterns
+    # that begin with an alternation, which the regex engine cannot skip ahead on.
+    prefilter: re.Pattern[str] | None = None
+    # When a match fails its check, retry it shorter, cut at its last space or dash:
+    # "4111 1111 1111 1111 2024" is a card followed by a year, not a 20-digit number.
+    shrink: bool = False
     # Search from a fast literal-led anchor that every match contains; `back`
     # (ending in \Z) finds how far before the anchor the match starts.
     anchor: re.Pattern[str] | None = None
@@ -139,6 +145,7 @@ _RULES = [
             r"[2-6](?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}(?:\1\d{1,4})?|\d{3}([ -])\d{6}\2\d{5})(?![\d-])"
         ),
         _card_ok,
+        shrink=True,
     ),
     _Rule("PHONE", re.compile(r"\+\d(?:[ .()-]{0,2}\d){7,14}(?!\d)"), _intl_phone_ok, needles=("+",)),
     _Rule(
@@ -149,6 +156,7 @@ _RULES = [
             r"(?:1[ .-](?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]|\(\d{3}\) ?\d{3}[ .-]|\d{3}([ .-])\d{3}\1)\d{4}(?![\w]|[.-]\d)"
         ),
         _us_phone_ok,
+        prefilter=re.compile(r"\d{3}[ .-]\d{4}"),  # every US number ends so
     ),
     _Rule(
         "IP",
@@ -172,11 +180,27 @@ _RULES = [
 
 def _matches(rule: _Rule, text: str):
     """The rule's accepted matches, left to right, not overlapping."""
-    if rule.anchor is None:
+    if rule.anchor is None and not rule.shrink:
         for m in rule.pattern.finditer(text):
             if rule.check(m):
                 yield m
         return
+    if rule.anchor is None:  # shrink: a rejected run may hold a match that starts or ends at one of its separators
+        pos = 0
+        while True:
+            m = rule.pattern.search(text, pos)
+            if m is None:
+                return
+            if not rule.check(m):
+                shorter = _shrunk(rule, m)
+                if shorter is None:  # try again from its next group: "2024 4111 1111 1111 1111"
+                    seps = [i for i in (text.find(" ", m.start() + 1, m.end()), text.find("-", m.start() + 1, m.end()))
+                            if i != -1]
+                    pos = min(seps) + 1 if seps else m.end()
+                    continue
+                m = shorter
+            yield m
+            pos = m.end()
     last = 0
     for a in rule.anchor.finditer(text):
         if a.start() < last:
@@ -188,8 +212,23 @@ def _matches(rule: _Rule, text: str):
             yield m
 
 
+def _shrunk(rule: _Rule, m: re.Match[str]) -> re.Match[str] | None:
+    """The longest accepted match at m's start that ends before one of m's separators."""
+    text, start, end = m.string, m.start(), m.end()
+    while True:
+        cut = max(text.rfind(" ", start, end), text.rfind("-", start, end))
+        if cut <= start:
+            return None
+        shorter = rule.pattern.match(text, start, cut)
+        if shorter is not None and rule.check(shorter):
+            return shorter
+        end = cut
+
+
 def _apply(rule: _Rule, text: str, counts: dict[str, int]) -> str:
     if rule.needles and not any(n in text for n in rule.needles):
+        return text
+    if rule.prefilter is not None and rule.prefilter.search(text) is None:
         return text
     parts: list[str] = []
     last = 0
@@ -208,13 +247,18 @@ def _extra_rules(items: tuple[tuple[str, str], ...]) -> list[_Rule]:
     return [_Rule(name.upper(), re.compile(pattern), check=lambda m: True) for name, pattern in items]
 
 
-def redact(text: str, extra_patterns: dict[str, str] | None = None) -> tuple[str, dict[str, int]]:
+def redact(
+    text: str, extra_patterns: dict[str, str] | None = None, builtin: bool = True
+) -> tuple[str, dict[str, int]]:
     """Text with secrets/PII replaced by "[KIND]" placeholders, and how many of each.
 
     extra_patterns maps a name to a regex (from config); its matches become "[NAME]".
+    They run after the built-in rules; builtin=False runs only them.
     """
     counts: dict[str, int] = {}
-    rules = _RULES + (_extra_rules(tuple(sorted(extra_patterns.items()))) if extra_patterns else [])
+    rules = (_RULES if builtin else []) + (
+        _extra_rules(tuple(sorted(extra_patterns.items()))) if extra_patterns else []
+    )
     for rule in rules:
         text = _apply(rule, text, counts)
     return text, counts

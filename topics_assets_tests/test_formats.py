@@ -434,3 +434,174 @@ def test_read_file_never_raises(lines):
     assert all(isinstance(i, (Trace, Quarantined)) for i in items)
     for q in (i for i in items if isinstance(i, Quarantined)):
         assert q.line is not None and q.reason.startswith(f"line {q.line}: ")
+
+
+# ---------------------------------------------------------------------------
+# Bad input at scale: huge lines, deep nesting, odd text, many spans, cycles
+
+
+def test_a_line_over_the_limit_is_skipped_unread_and_the_rest_lands(tmp_path):
+    path = tmp_path / "huge.jsonl"
+    with path.open("wb") as f:
+        f.write(jline({"id": "before", "messages": [{"role": "user", "content": "a"}]}) + b"\n")
+        huge = b'{"id": "huge", "messages": [{"role": "user", "content": "' + b"x" * 20_000_000 + b'"}]}\n'
+        f.write(huge)
+        f.write(jline({"id": "after", "messages": [{"role": "user", "content": "b"}]}) + b"\n")
+    tracemalloc.start()
+    traces, quarantined = split(list(read_file(path, now=NOW, max_record_bytes=1_000_000)))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [t.trace_id for t in traces] == ["before", "after"]
+    (q,) = quarantined
+    assert q.line == 2 and q.reason == f"line 2: record too large ({len(huge):,} bytes, limit 1,000,000); skipped unread"
+    assert peak < 5_000_000, f"peak {peak:,} for a {len(huge):,}-byte line: it was held whole"
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps([{"id": "x", "messages": [{"role": "user", "content": "y" * 2_000_000}]}]))
+    (q,) = list(read_file(big, max_record_bytes=1_000_000))
+    assert isinstance(q, Quarantined) and "record too large" in q.reason and "split it into JSONL" in q.reason
+
+
+def test_a_100_mb_line_is_parsed_in_memory_bounded_by_the_line(tmp_path):
+    """A real 100 MB record (an inline image): it lands, its bytes are not kept, memory stays ~2x the line."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "one-huge-line.jsonl"
+    with path.open("wb") as f:
+        f.write(jline({"id": "small-1", "messages": [{"role": "user", "content": "hi"}]}) + b"\n")
+        f.write(b'{"id": "photo", "messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"},'
+                b' {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo')
+        chunk = b"A" * (1 << 20)
+        for _ in range(100):
+            f.write(chunk)
+        f.write(b'"}}]}]}\n')
+        f.write(jline({"id": "small-2", "messages": [{"role": "user", "content": "bye"}]}) + b"\n")
+    size = path.stat().st_size
+    script = (
+        "import json, resource, sys\n"
+        "from topics_assets.formats import read_file\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "items = list(read_file(sys.argv[1]))\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base\n"
+        "print(json.dumps({'ids': [getattr(i, 'trace_id', None) for i in items], 'peak': peak,\n"
+        "                  'content': items[1].spans[0].input[0].content, 'payload': len(items[1].to_json())}))\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": str(repo)}, check=True)
+    result = json.loads(out.stdout)
+    assert result["ids"] == ["small-1", "photo", "small-2"]
+    assert result["content"] == "what is this?\n[image attachment removed: image/png, 75.0 MB]"
+    assert result["payload"] < 2_000  # what gets stored
+    assert result["peak"] < 3 * size, f"peak {result['peak']:,} bytes for a {size:,}-byte line"
+
+
+def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, settings):
+    from topics_assets.pipeline import ingest_paths
+    from topics_assets.store import Store
+
+    path = tmp_path / "surrogates.jsonl"
+    path.write_bytes(
+        b'{"id": "s1", "timestamp": "2026-11-20T10:00:00Z", "messages": [{"role": "user", '
+        b'"content": "bad \\ud800 half, good \\ud83d\\ude00 pair"}], "labels": {"k\\udfff": "v"}}\n'
+        + jline({"id": "s2", "timestamp": "2026-11-20T10:00:00Z", "messages": [{"role": "user", "content": "ok"}]})
+        + b"\n"
+    )
+    (t1, t2) = list(read_file(path, now=NOW))
+    assert t1.spans[0].input[0].content == "bad \ufffd half, good \U0001f600 pair"
+    assert t1.labels == {"k\ufffd": "v"}
+    t1.to_json().encode("utf-8")  # would raise on a lone surrogate
+    summary = ingest_paths(Store(settings.database_path), settings, [str(path)])
+    assert (summary["loaded"], summary["quarantined"]) == (2, 0)
+
+
+def test_deeply_nested_json_is_quarantined_with_a_reason(tmp_path):
+    deep_value = {"a": 1}
+    for _ in range(200):
+        deep_value = {"nested": deep_value}
+    lines = [
+        b"[" * 100_000 + b"]" * 100_000,  # the parser's own limit
+        jline({"id": "t", "spans": [{"id": "s1", "type": "tool", "name": "x", "output": deep_value}]}),
+        jline({"id": "ok", "spans": [{"id": "s1", "type": "tool", "name": "x", "output": {"a": {"b": [1]}}}]}),
+        jline({"id": "lbl", "messages": [], "labels": deep_value}),
+    ]
+    path = write_lines(tmp_path / "deep.jsonl", lines)
+    traces, quarantined = split(list(read_file(path, now=NOW)))
+    assert [t.trace_id for t in traces] == ["ok"]
+    reasons = {q.line: q.reason for q in quarantined}
+    assert reasons[1] == "line 1: not valid JSON: nested too deeply"
+    assert reasons[2] == "line 2: span 's1' (spans[0]): 'output' nested deeper than 64 levels"
+    assert reasons[4] == "line 4: 'labels' nested deeper than 64 levels"
+    traces[0].to_json()
+    listed = tmp_path / "deep.json"
+    listed.write_text("[" * 50_000 + "]" * 50_000)
+    (q,) = list(read_file(listed))
+    assert q.reason == "deep.json: not valid JSON: nested too deeply"
+
+
+def test_ten_thousand_spans_in_one_trace(tmp_path):
+    """A chain 10,000 deep (each span the child of the last), LLM calls re-sending history, tool spans."""
+    import time
+
+    from topics_assets.config import PreprocessSettings
+    from topics_assets.preprocess import preprocess
+
+    spans, history = [{"id": "s0", "type": "task", "name": "root", "start_time": 1_790_000_000}], []
+    for k in range(1, 10_000):
+        if k % 2:
+            history = history + [{"role": "user", "content": f"step {k}"}]
+            spans.append({"id": f"s{k}", "parent_id": f"s{k - 1}", "type": "llm", "start_time": 1_790_000_000 + k,
+                          "input": history[-20:], "output": f"answer {k}"})
+        else:
+            spans.append({"id": f"s{k}", "parent_id": f"s{k - 1}", "type": "tool", "name": "lookup",
+                          "start_time": 1_790_000_000 + k, "output": {"k": k}})
+    path = tmp_path / "wide.jsonl"
+    path.write_text(json.dumps({"trace_id": "big", "spans": spans}) + "\n")
+    start = time.perf_counter()
+    (t,) = list(read_file(path, now=NOW))
+    out = preprocess(t, PreprocessSettings())
+    elapsed = time.perf_counter() - start
+    assert len(t.spans) == 10_000 and out.n_spans == 10_000
+    assert out.n_messages == 3 * 5_000 - 1  # every user step, answer and tool result once
+    assert not out.truncated and out.tokens_after == out.tokens_before < 128_000
+    assert out.text.count("[user] step ") == 5_000 and out.text.count("[tool lookup] ") == 4_999
+    assert out.text.endswith('[tool lookup] {"k":9998}\n\n[user] step 9999\n\n[assistant] answer 9999')
+    assert elapsed < 10, f"{elapsed:.1f}s"
+
+
+def test_parent_id_cycles_do_not_lose_or_repeat_spans():
+    rec = {"id": "cyc", "spans": [
+        {"id": "a", "parent_id": "c", "type": "llm", "start_time": 3, "input": [{"role": "user", "content": "in a"}]},
+        {"id": "b", "parent_id": "a", "type": "llm", "start_time": 2, "input": [{"role": "user", "content": "in b"}]},
+        {"id": "c", "parent_id": "b", "type": "llm", "start_time": 1, "input": [{"role": "user", "content": "in c"}]},
+        {"id": "self", "parent_id": "self", "type": "llm", "input": [{"role": "user", "content": "own parent"}]},
+        {"id": "root", "type": "llm", "start_time": 0, "input": [{"role": "user", "content": "root"}]},
+    ]}
+    from topics_assets.config import PreprocessSettings
+    from topics_assets.preprocess import preprocess
+
+    (t,) = parse_record(rec, "mem", None, now=NOW)
+    text = preprocess(t, PreprocessSettings()).text
+    assert sorted(text.split("\n\n")) == sorted(f"[user] {w}" for w in ("in a", "in b", "in c", "own parent", "root"))
+    # Roots by start time (no time last), then the cycle from its first span in file order.
+    assert text == "[user] root\n\n[user] own parent\n\n[user] in a\n\n[user] in b\n\n[user] in c"
+
+
+def test_re_sent_messages_are_parsed_once_per_record():
+    """A 500-call trace re-sends its history 500 times; parsed, it holds each message once."""
+    from topics_assets.formats import _MEMO
+
+    history = [{"role": "user", "content": "hi"}]
+    spans = []
+    for k in range(3):
+        out = {"role": "assistant", "content": f"step {k}",
+               "tool_calls": [{"id": f"c{k}", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+        spans.append({"id": f"l{k}", "type": "llm", "input": json.loads(json.dumps(history)), "output": out})
+        history += [out, {"role": "tool", "tool_call_id": f"c{k}", "content": "ok"}]
+    rec = {"trace_id": "t", "spans": spans}
+    (t,) = parse_record(json.loads(json.dumps(rec)), "mem", None, now=NOW)
+    (t2,) = parse_record(json.loads(json.dumps(rec)), "mem", None, now=NOW)
+    assert t.spans[2].input[0] is t.spans[0].input[0] and t.spans[2].input[1] is t.spans[0].output[0]
+    assert t2.spans[0].input[0] is not t.spans[0].input[0]  # nothing shared across records
+    assert t.spans[2].input[4] == Message("tool", "ok", tool_call_id="c1")
+    assert _MEMO.get() is None

@@ -320,3 +320,129 @@ def test_truncate_to_tokens():
     cut = truncate_to_tokens(text, 25)
     assert text.startswith(cut) and count_tokens(cut) <= 25 and len(cut) > 50
     assert truncate_to_tokens("short", 100) == "short" and truncate_to_tokens("x", 0) == ""
+
+
+# ---------------------------------------------------------------------------
+# Properties and the shapes agent frameworks log
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.lists(
+    st.sampled_from(list("ab c.,;:!?/\\\n\r\t[]{}\"'-_0123456789éü中🙂") + [" the", "\n\n", "  ", "'s", "//"]),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["user", "tool x", "assistant -> f", "system"]), _text), min_size=1,
+                max_size=6))
+def test_block_token_counts_add_up_to_the_joined_text(blocks):
+    """Why per-block counts are exact: the tokenizer never merges across "\\n\\n" before a "[label]"."""
+    texts = [f"[{label}] {body}" for label, body in blocks]
+    pieces = [t + "\n\n" for t in texts[:-1]] + [texts[-1]]
+    assert sum(count_tokens(p) for p in pieces) == count_tokens("\n\n".join(texts))
+
+
+_ids = st.sampled_from(["a", "b", "c", "d", "e", None, "missing"])
+_message = st.builds(
+    Message,
+    role=st.sampled_from(["user", "assistant", "tool", "system"]),
+    content=st.sampled_from(["hi", "yes", "mail x@example.com", "Error: boom", "{\"k\": 1}", "", "ok " * 50]),
+    tool_call_id=st.sampled_from([None, "c1", "c2"]),
+)
+_span = st.builds(
+    Span,
+    id=st.sampled_from(["a", "b", "c", "d", "e"]),
+    type=st.sampled_from(["llm", "tool", "score", "task", "other"]),
+    parent_id=_ids,
+    name=st.sampled_from([None, "lookup"]),
+    input=st.lists(_message, max_size=5),
+    output=st.one_of(st.none(), st.lists(_message, max_size=2), st.just({"k": 1})),
+    metadata=st.sampled_from([{}, {"tool_call_id": "c1"}]),
+    start_time=st.one_of(st.none(), st.floats(0, 10)),
+    error=st.sampled_from([None, "timeout"]),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_span, max_size=8), st.sampled_from([40, 200, 128_000]))
+@example(  # a two-span parent cycle: reachable from no root
+    [Span("a", "llm", parent_id="b", input=[Message("user", "in a")]),
+     Span("b", "llm", parent_id="a", input=[Message("user", "in b")])],
+    128_000,
+)
+def test_any_span_tree_preprocesses_within_the_cap(spans, max_tokens):
+    """Cycles, self-parents, missing parents, duplicate ids, odd outputs: never an exception, never over the cap."""
+    for i, s in enumerate(spans):  # user messages unique to their span, so a lost span shows
+        s.input = [Message(m.role, f"{m.content} #{i}", m.tool_calls, m.tool_call_id) if m.role == "user" else m
+                   for m in s.input]
+    out = preprocess(trace(spans), PreprocessSettings(max_tokens=max_tokens))
+    assert out.tokens_after <= max_tokens and out.tokens_after == count_tokens(out.text)
+    assert "x@example.com" not in out.text
+    assert out.tokens_before >= out.tokens_after or out.redactions
+    again = preprocess(Trace.from_json(trace(spans).to_json()), PreprocessSettings(max_tokens=max_tokens))
+    assert again.text == out.text  # shared objects (in-memory) and parsed copies give the same text
+    if max_tokens == 128_000 and not any(s.type == "score" for s in spans):  # nothing dropped or cut
+        for s in spans:
+            for m in (s.input if s.type == "llm" else []):
+                if m.role == "user" and m.content.strip() and "@" not in m.content:
+                    assert f"[user] {m.content}" in out.text, "a span was lost (a parent cycle?)"
+
+
+def test_interleaved_sub_agents_are_each_deduplicated():
+    """An orchestrator and a sub-agent alternate calls; each re-sends its own growing history."""
+    main = [Message("user", "Plan my trip to Rome.")]
+    sub = [Message("system", "You search hotels."), Message("user", "Hotels in Rome, May 3-5")]
+    spans = []
+    for k in range(6):
+        out_main = Message("assistant", f"main step {k}")
+        out_sub = Message("assistant", f"sub step {k}")
+        spans.append(Span(f"m{k}", "llm", input=list(main), output=[out_main], start_time=2 * k))
+        spans.append(Span(f"s{k}", "llm", input=list(sub), output=[out_sub], start_time=2 * k + 1))
+        main.append(out_main)
+        sub.append(out_sub)
+    text = preprocess(trace(spans), PreprocessSettings()).text
+    for k in range(6):
+        assert text.count(f"main step {k}") == 1 and text.count(f"sub step {k}") == 1
+    assert text.count("Plan my trip to Rome.") == 1 and text.count("Hotels in Rome") == 1
+    parsed = preprocess(Trace.from_json(trace(spans).to_json()), PreprocessSettings()).text
+    assert parsed == text
+
+
+def test_tool_span_before_its_message_is_shown_once_by_call_id():
+    call = {"id": "call_9", "name": "get_order", "arguments": "{}"}
+    ask = Message("user", "where is it?")
+    a1 = Message("assistant", "", tool_calls=[call])
+    spans = [
+        Span("l1", "llm", input=[ask], output=[a1], start_time=1),
+        # The span logs a dict; the message re-sends it with different spacing: the same call, shown once.
+        Span("t1", "tool", name="get_order", output={"status": "late", "eta": "Fri"}, start_time=2,
+             metadata={"tool_call_id": "call_9"}),
+        Span("l2", "llm", input=[ask, a1, Message("tool", '{"eta":"Fri",  "status":"late"}', tool_call_id="call_9")],
+             output=[Message("assistant", "It arrives Friday.")], start_time=3),
+    ]
+    text = preprocess(trace(spans), PreprocessSettings()).text
+    assert text.count("late") == 1 and '[tool get_order] {"status":"late","eta":"Fri"}' in text
+
+
+def test_tokens_before_counts_the_whole_system_prompt():
+    system = "You are a careful agent. " + "Rule: be kind. " * 400
+    t = trace([Span("l", "llm", input=[Message("system", system), Message("user", "hi")])])
+    out = preprocess(t, PreprocessSettings(redact=False))
+    assert out.tokens_after == count_tokens(out.text) < count_tokens(system)
+    assert abs(out.tokens_before - count_tokens(system) - count_tokens("[user] hi") - 4) < 30
+
+
+def test_redaction_counts_stay_exact_when_blocks_are_odd():
+    """A NUL in the text, or a custom pattern that spans two messages: the count is still the real one."""
+    t = trace([Span("l", "llm", input=[Message("user", "nul \x00 here, mail a@b.io"), Message("user", "hello")],
+                    output=[Message("assistant", "bye a@b.io")])])
+    out = preprocess(t, PreprocessSettings())
+    assert out.redactions == {"EMAIL": 2} and out.tokens_after == count_tokens(out.text)
+    across = PreprocessSettings(extra_patterns={"pair": r"hello\s+\[assistant\] bye"})
+    for t in (t, trace([Span("l", "llm", input=[Message("user", "mail a@b.io"), Message("user", "hello")],
+                             output=[Message("assistant", "bye a@b.io")])])):
+        out = preprocess(t, across)
+        assert out.redactions == {"EMAIL": 2, "PAIR": 1} and "[PAIR]" in out.text
+        assert out.tokens_after == count_tokens(out.text)

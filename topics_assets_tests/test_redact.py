@@ -99,3 +99,64 @@ def test_ten_megabytes_in_well_under_two_seconds():
     print(f"\nredact 10 MB: {elapsed:.2f}s {counts}")
     assert counts.get("EMAIL", 0) > 0 and "@example.com" not in out
     assert elapsed < 2.0
+
+
+# ---------------------------------------------------------------------------
+# Property: a planted secret is always redacted, wherever it sits in prose
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=1)
+
+
+def _luhn_complete(payload: str) -> str:
+    for d in "0123456789":
+        if luhn_ok(payload + d):
+            return payload + d
+    raise AssertionError
+
+
+_alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_email = st.builds(
+    lambda local, dom, tld: f"{local}@{dom}.{tld}",
+    st.text(alphabet="abcdefghij0123456789", min_size=1, max_size=10).flatmap(
+        lambda a: st.sampled_from([a, f"{a}.x", f"{a}+tag"])),
+    st.text(alphabet="abcdefghijklmnop-", min_size=1, max_size=10).filter(lambda d: d[0] != "-" and d[-1] != "-"),
+    st.sampled_from(["com", "io", "co.uk", "travel"]),
+)
+_phone = st.builds(
+    lambda a, b, c, fmt: fmt.format(a=a, b=b, c=c),
+    st.integers(200, 999), st.integers(200, 999), st.integers(0, 9999).map(lambda n: f"{n:04d}"),
+    st.sampled_from(["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "1-{a}-{b}-{c}", "+1 {a} {b} {c}"]),
+)
+_card = st.builds(
+    lambda first, rest, sep: (lambda n: sep.join(n[i:i + 4] for i in range(0, 16, 4)))(
+        _luhn_complete(first + rest)),
+    st.sampled_from(["4", "5"]), st.text(alphabet="0123456789", min_size=14, max_size=14), st.sampled_from(["", " ", "-"]),
+)
+_key = st.one_of(
+    st.text(alphabet=_alnum, min_size=24, max_size=40).map(lambda s: "sk-" + s),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16, max_size=16).map(lambda s: "AKIA" + s),
+    st.text(alphabet=_alnum, min_size=36, max_size=36).map(lambda s: "ghp_" + s),
+)
+_ipv4 = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
+_planted = st.one_of(
+    _email.map(lambda v: ("EMAIL", v)),
+    _phone.map(lambda v: ("PHONE", v)),
+    _card.map(lambda v: ("CARD", v)),
+    _key.map(lambda v: ("API_KEY", v)),
+    _ipv4.map(lambda v: ("IP", v)),
+)
+_prose = st.lists(st.sampled_from(["order", "refund", "the", "flight", "please", "ok", "2024", "at", "#A12"]),
+                  max_size=30).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_planted, _prose, _prose, st.sampled_from([" ", "\n", ": ", " ("]))
+def test_a_planted_secret_is_always_redacted(planted, before, after, sep):
+    kind, value = planted
+    text = f"{before}{sep}{value} {after}"
+    out, counts = redact(text)
+    assert value not in out, (kind, value, out)
+    assert f"[{kind}]" in out and counts.get(kind, 0) >= 1
