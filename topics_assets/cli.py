@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ def _instance(settings: Settings):
         home = Path.cwd() if Path("dagster.yaml").exists() else Path(settings.home).resolve() / "dagster"
         home.mkdir(parents=True, exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(home)
+    config = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
+    if not config.exists():
+        config.write_text("# Dagster instance for Topics (defaults: SQLite storage in this folder)\n"
+                          "telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 
 
@@ -65,6 +70,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics sql "SELECT * FROM trace_topics LIMIT 5"
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
     try:
         ctx.obj = load_settings(config_path)
     except ConfigError as e:
@@ -184,27 +190,63 @@ def sql(settings: Settings, query: str, fmt: str, limit: int) -> None:
 @cli.command()
 @pass_settings
 def status(settings: Settings) -> None:
-    """Per project and facet: traces, unique facets, whether the gates are met, the current generation."""
-    from .pipeline import gate_status, text_facets
+    """Per project and facet: traces, unique facets, whether the gates are met, the current generation, and the
+    state: accumulating (below the gates), ready, generating, backfilling (labelling with a new map), idle."""
+    from .defs.automation import in_flight
+    from .defs.jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS
+    from .defs.partitions import map_key
+    from .pipeline import map_state, text_facets
 
     store = _store(settings)
     projects = store.projects()
     if not projects:
         click.echo(f"no traces in {settings.database_path} yet: topics ingest PATH... (or topics demo)")
         return
+    instance = _instance(settings)
+    labelling = in_flight(instance, CLASSIFY_DAYS)
     rows = []
     for p in projects:
+        pending = bool(store.pending_days(p))
         for facet in text_facets(settings):
-            gate = gate_status(store, settings, p, facet)
-            gen = store.latest_generation(p, facet)
-            n_topics = len(store.load_topics(p, facet, gen)) if gen else 0
-            state = "idle" if gen else ("ready" if gate["ready"] else "accumulating")
-            rows.append((p, facet, gate["traces"], gate["unique_facets"], "yes" if gate["ready"] else "no",
-                         gen or "-", n_topics, state))
+            generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
+            st = map_state(store, settings, p, facet, generating=generating, backfilling=labelling or pending)
+            n_topics = len(store.load_topics(p, facet, st["generation"])) if st["generation"] else 0
+            rows.append((p, facet, st["traces"], st["unique_facets"], "yes" if st["ready"] else "no",
+                         st["generation"] or "-", n_topics, st["state"]))
     header = ("project", "facet", "traces", "unique_facets", "gates_met", "generation", "topics", "state")
     _table(header, rows)
     click.echo(f"gates: {settings.gates.min_traces} traces, {settings.gates.min_unique_facets} unique facets; "
                f"store: {settings.database_path}")
+
+
+@cli.command()
+@click.option("--project", required=True, help="Project whose facets to cluster.")
+@click.option("--facet", default="task", show_default=True, help="Free-text facet to cluster.")
+@click.option("--where", default=None, help="SQL condition on table traces (alias t), e.g. "
+              "\"t.day >= DATE '2026-11-01'\" or \"t.trace_id IN (SELECT trace_id FROM trace_topics WHERE "
+              "topic_name = 'no_match')\".")
+@click.option("--min-cluster-size", type=int, default=None, help="Smallest topic (default ~1% of the subset).")
+@click.option("--sample-cap", type=int, default=20_000, show_default=True)
+@click.option("--top", type=int, default=30, show_default=True, help="Topics shown.")
+@pass_settings
+def cluster(settings: Settings, project: str, facet: str, where: str | None, min_cluster_size: int | None,
+            sample_cap: int, top: int) -> None:
+    """Cluster any filtered subset of a project's facets, ad hoc. Same pipeline; nothing is persisted.
+    (The Dagster job `adhoc_cluster` takes the same settings from the launchpad.)"""
+    import duckdb
+
+    from .pipeline import cluster_adhoc
+
+    try:
+        result = cluster_adhoc(_store(settings), settings, project, facet, where, min_cluster_size, sample_cap)
+    except (ValueError, duckdb.Error) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{result['n_facets']} {facet} facets in {project}" + (f" where {where}" if where else "") +
+               f": {result['n_topics']} topics, noise {result['noise_share']:.1%}, "
+               f"min cluster size {result['min_cluster_size']}, {result['seconds']:.1f}s")
+    _table(("topic", "name", "size", "example"),
+           [(t["topic_id"], t["name"][:48], t["size"], (t["examples"][0] if t["examples"] else "")[:70])
+            for t in result["topics"][:top]])
 
 
 def _table(header, rows) -> None:
@@ -279,6 +321,73 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
                "ORDER BY n DESC LIMIT 20\"")
     click.echo(f"Open the same data in the Dagster UI:\n  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
                f"dagster dev -w workspace.yaml   (from the repository root; then http://127.0.0.1:3000)")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--trace", "trace_id", default=None, help="The trace to show (default: the first one in FILE).")
+@click.option("--prompt", is_flag=True, help="Print the whole facet request (system prompt, facet questions and the "
+              "trace), not just the trace text.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the text and the counts.")
+@pass_settings
+def preview(settings: Settings, file: str, trace_id: str | None, prompt: bool, as_json: bool) -> None:
+    """Print exactly what the facet model would see for one trace of FILE, with token counts before and after.
+
+    The trace is parsed and preprocessed as `topics run` would (de-duplicated, redacted, capped at
+    preprocess.max_tokens, your custom preprocessor applied); nothing is written and no LLM is called.
+    The text goes to stdout, the counts to stderr.
+    """
+    from .formats import read_file
+    from .preprocess import CustomPreprocessorError, load_custom, preprocess
+    from .traces import Quarantined
+
+    try:
+        custom = load_custom(settings.preprocess.custom) if settings.preprocess.custom else None
+    except ConfigError as e:
+        raise click.ClickException(f"bad configuration: {e}") from e
+    found, seen, problems = None, [], []
+    for item in read_file(file, default_project=settings.default_project):
+        if isinstance(item, Quarantined):
+            problems.append(item)
+            continue
+        seen.append(item.trace_id)
+        if trace_id is None or item.trace_id == trace_id:
+            found = item
+            break
+    if found is None:
+        if trace_id is not None and any(q.trace_id == trace_id for q in problems):
+            q = next(q for q in problems if q.trace_id == trace_id)
+            raise click.ClickException(f"trace {trace_id} is quarantined: {q.reason}")
+        known = ", ".join(seen[:10]) + (f" ... ({len(seen)} in all)" if len(seen) > 10 else "")
+        where = f"no trace {trace_id!r} in {file}" if trace_id else f"no trace in {file}"
+        reasons = f"; {len(problems)} record(s) quarantined, first: {problems[0].reason}" if problems else ""
+        raise click.ClickException(f"{where} (traces: {known or 'none'}){reasons}")
+    try:
+        p = preprocess(found, settings.preprocess, custom=custom)
+    except CustomPreprocessorError as e:
+        raise click.ClickException(f"{e}\n{e.details}") from e
+    if prompt:
+        from .facets import facet_messages
+
+        messages = facet_messages(settings.facets, p.text)
+        body = "\n\n".join(f"--- {m['role']} ---\n{m['content']}" for m in messages)
+    else:
+        body = p.text
+    if as_json:
+        click.echo(json.dumps({"trace_id": found.trace_id, "project": found.project, "format": found.format,
+                               "spans": p.n_spans, "messages": p.n_messages, "tokens_before": p.tokens_before,
+                               "tokens_after": p.tokens_after, "max_tokens": settings.preprocess.max_tokens,
+                               "truncated": p.truncated, "redactions": p.redactions, "content_hash": p.content_hash,
+                               "text": body}, ensure_ascii=False))
+        return
+    redacted = ", ".join(f"{k} {v}" for k, v in sorted(p.redactions.items())) or "none"
+    click.echo(f"trace {found.trace_id} ({found.format}, project {found.project}): {p.n_spans} spans, "
+               f"{p.n_messages} messages", err=True)
+    click.echo(f"tokens: {p.tokens_before:,} before -> {p.tokens_after:,} after (cap {settings.preprocess.max_tokens:,}"
+               f"{', truncated' if p.truncated else ''}); redactions: {redacted}"
+               f"{'' if settings.preprocess.redact else ' (redaction is OFF)'}", err=True)
+    click.echo("-" * 72, err=True)
+    click.echo(body)
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .config import Settings
-from .store import Store, now_utc
+from .journal import FacetJournal
+from .store import GenerationConflict, Store, now_utc
 from .topic_map import NO_MATCH, TopicMap, classify_vectors, match_ids
 from .traces import Quarantined, Trace, sha256_text
 
@@ -97,9 +98,11 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
 
 
 def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[str, Any]:
-    from .preprocess import preprocess
+    from .preprocess import CustomPreprocessorError, load_custom, preprocess
 
     t0 = time.monotonic()
+    # A custom preprocessor that cannot be imported is a bad setting: fail the run once, up front.
+    custom = load_custom(settings.preprocess.custom) if settings.preprocess.custom else None
     raw = store.raw_traces_for_days(days)
     rows: list[dict] = []
     counts: Counter[str] = Counter()
@@ -113,7 +116,11 @@ def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[s
                 "format": r.format, "version": r.version, "payload_hash": r.payload_hash,
                 "preprocessed_at": now_utc()}
         try:
-            p = preprocess(Trace.from_json(r.payload), settings.preprocess)
+            p = preprocess(Trace.from_json(r.payload), settings.preprocess, custom=custom)
+        except CustomPreprocessorError as e:  # the user's callable: its own error and full traceback
+            counts["failed"] += 1
+            rows.append({**base, "status": "failed", "error": f"{e}\n{e.details}"})
+            continue
         except Exception as e:  # one bad trace fails alone, with its reason
             counts["failed"] += 1
             rows.append({**base, "status": "failed",
@@ -179,9 +186,19 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
         failures.clear()
         pending = 0
 
+    client = getattr(engine, "client", None)
+    # LLM answers are journaled as they arrive, so a killed run's answers are not paid for again.
+    journal = FacetJournal.beside(store.database) if client is not None else None
+    journaled = journal.load() if journal is not None else {}
+
+    def key(t) -> tuple[str, str, str, str]:
+        return (t.trace_id, t.content_hash, fhash, engine.model)
+
     def on_done(i: int, res: Any) -> None:
         nonlocal pending
         t = todo[i]
+        if journal is not None and not isinstance(res, BaseException) and key(t) not in journaled:
+            journal.append(key(t), res)
         if isinstance(res, BaseException):
             reason = getattr(res, "reason", None) or type(res).__name__
             reasons[reason] += 1
@@ -203,10 +220,16 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
     def run_one(t):
         return engine.facet(t.content)
 
-    client = getattr(engine, "client", None)
     before = client.stats if client is not None else None
     if client is not None:
-        client.map(run_one, todo, on_done=on_done)
+        fresh = []
+        for i, t in enumerate(todo):
+            if key(t) in journaled:
+                counts["journal_hits"] += 1
+                on_done(i, journaled[key(t)])
+            else:
+                fresh.append(i)
+        client.map(lambda i: run_one(todo[i]), fresh, on_done=lambda j, res: on_done(fresh[j], res))
     else:
         for i, t in enumerate(todo):
             try:
@@ -215,8 +238,11 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
                 res = e
             on_done(i, res)
     flush()  # also drops facets of traces that left these days, when nothing was to do
+    if journal is not None:
+        journal.finish(stored={key(t) for t in todo})
     meta: dict[str, Any] = {"traces": len(traces), "faceted": counts["faceted"],
-                            "cache_hits": len(traces) - len(todo), "failed": counts["failed"],
+                            "cache_hits": len(traces) - len(todo), "journal_hits": counts["journal_hits"],
+                            "failed": counts["failed"],
                             "failures_by_reason": dict(reasons), "engine": engine.engine, "model": engine.model,
                             "seconds": round(time.monotonic() - t0, 3)}
     if client is not None:
@@ -258,6 +284,41 @@ def gate_status(store: Store, settings: Settings, project: str, facet: str) -> d
     return {**counts, "ready": reason is None, "reason": reason}
 
 
+def assign_identity(store: Store, settings: Settings, project: str, facet: str, tm: TopicMap,
+                    vectors: np.ndarray, prev_gen: int | None) -> tuple[list[dict], list[dict], int]:
+    """Topic ids for a new fit: matched clusters keep their predecessor's id, new ones get fresh ids,
+    unmatched predecessors are recorded as retired. Returns (topics, retired, n_matched)."""
+    generation = (prev_gen or 0) + 1
+    prev = store.load_topics(project, facet, prev_gen) if prev_gen else None
+    ids: dict[int, str] = {}
+    retired: list[dict] = []
+    if prev is not None and len(prev):
+        # Members as the previous map sees them: classify this sample with its centroids.
+        prev_info = store.generation_info(project, facet, prev_gen)
+        prev_centroids = np.vstack(prev.centroid.tolist()).astype(np.float32)
+        prev_idx, _ = classify_vectors(vectors, prev_centroids, float(prev_info.get("threshold") or 1.0))
+        prev_members = [set(np.flatnonzero(prev_idx == j).tolist()) for j in range(len(prev))]
+        new_members = [set(np.flatnonzero(tm.labels == t.index).tolist()) for t in tm.topics]
+        assignment = match_ids(prev_centroids, prev_members, tm.centroids, new_members,
+                               settings.cluster.match_min_similarity)
+        ids = {t.index: prev.topic_id.iloc[j] for t, j in zip(tm.topics, assignment) if j is not None}
+        kept = set(ids.values())
+        retired = [{"project": project, "facet": facet, "generation": generation, "topic_id": row.topic_id,
+                    "name": row.name, "description": row.description, "keywords": list(row.keywords), "size": 0,
+                    "centroid": list(row.centroid), "examples": list(row.examples), "status": "retired"}
+                   for row in prev.itertuples(index=False) if row.topic_id not in kept]
+    n_matched = len(ids)
+    next_n = store.next_topic_number(project, facet)
+    for topic in sorted(tm.topics, key=lambda t: -t.size):
+        if topic.index not in ids:
+            ids[topic.index] = f"{facet}-{next_n:03d}"
+            next_n += 1
+    topics = [{"project": project, "facet": facet, "generation": generation, "topic_id": ids[t.index],
+               "name": t.name, "description": t.description, "keywords": t.keywords, "size": t.size,
+               "centroid": t.centroid.tolist(), "examples": t.examples, "status": "active"} for t in tm.topics]
+    return topics, retired, n_matched
+
+
 def generate_topic_map(store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
                        client=None, force: bool = False) -> dict[str, Any]:
     """Fit a new generation for (project, facet), reusing the ids of the clusters it continues."""
@@ -270,9 +331,8 @@ def generate_topic_map(store: Store, settings: Settings, project: str, facet: st
         return {"generated": False, "skipped_reason": gate["reason"], **gate}
     model_id = embedder_id or (LOCAL_MODEL_ID if settings.embedding.model == "local" else settings.embedding.model)
     prev_gen = store.latest_generation(project, facet)
-    generation = (prev_gen or 0) + 1
     rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=settings.cluster.sample_cap,
-                                        seed=settings.cluster.random_state + generation)
+                                        seed=settings.cluster.random_state + (prev_gen or 0) + 1)
     n_total = gate["unique_facets"]
     tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster)
     if not tm.topics:
@@ -294,45 +354,22 @@ def generate_topic_map(store: Store, settings: Settings, project: str, facet: st
         name_with_keywords(tm.topics)
         naming_engine = "keywords"
 
-    # Identity: classify this sample with the previous map to see which members each old topic had.
-    prev = store.load_topics(project, facet, prev_gen) if prev_gen else None
-    retired: list[dict] = []
-    matched = 0
-    if prev is not None and len(prev):
-        prev_info = store.generation_info(project, facet, prev_gen)
-        prev_centroids = np.vstack(prev.centroid.tolist()).astype(np.float32)
-        prev_idx, _ = classify_vectors(vectors, prev_centroids, float(prev_info.get("threshold") or 1.0))
-        prev_members = [set(np.flatnonzero(prev_idx == j).tolist()) for j in range(len(prev))]
-        new_members = [set(np.flatnonzero(tm.labels == t.index).tolist()) for t in tm.topics]
-        assignment = match_ids(prev_centroids, prev_members, tm.centroids, new_members,
-                               settings.cluster.match_min_similarity)
-        used = set()
-        for topic, j in zip(tm.topics, assignment):
-            if j is not None:
-                topic.topic_id = prev.topic_id.iloc[j]
-                used.add(j)
-                matched += 1
-        for j, row in enumerate(prev.itertuples(index=False)):
-            if j not in used:
-                retired.append({"project": project, "facet": facet, "generation": generation,
-                                "topic_id": row.topic_id, "name": row.name, "description": row.description,
-                                "keywords": list(row.keywords), "size": 0, "centroid": list(row.centroid),
-                                "examples": list(row.examples), "status": "retired"})
-    next_n = store.next_topic_number(project, facet)
-    for topic in sorted(tm.topics, key=lambda t: -t.size):
-        if topic.topic_id is None:
-            topic.topic_id = f"{facet}-{next_n:03d}"
-            next_n += 1
-
-    topics = [{"project": project, "facet": facet, "generation": generation, "topic_id": t.topic_id, "name": t.name,
-               "description": t.description, "keywords": t.keywords, "size": t.size, "centroid": t.centroid.tolist(),
-               "examples": t.examples, "status": "active"} for t in tm.topics]
-    info = {"project": project, "facet": facet, "generation": generation, "embedding_model": model_id,
-            "naming_engine": naming_engine, "n_facets": n_total, "n_sampled": len(rows), "n_topics": len(topics),
+    info = {"project": project, "facet": facet, "embedding_model": model_id,
+            "naming_engine": naming_engine, "n_facets": n_total, "n_sampled": len(rows), "n_topics": len(tm.topics),
             "noise_share": tm.noise_share, "threshold": tm.threshold,
             "params": {"min_cluster_size": tm.min_cluster_size, "n_neighbors": settings.cluster.n_neighbors,
                        "n_components": settings.cluster.n_components, "sample_cap": settings.cluster.sample_cap}}
-    store.write_generation(info, topics + retired)
+    # Another process may land a generation while this one fits: then match against that one instead.
+    for _attempt in range(5):
+        topics, retired, matched = assign_identity(store, settings, project, facet, tm, vectors, prev_gen)
+        info["generation"] = (prev_gen or 0) + 1
+        try:
+            store.write_generation(info, topics + retired, expected_previous=prev_gen)
+            break
+        except GenerationConflict:
+            prev_gen = store.latest_generation(project, facet)
+    else:
+        raise GenerationConflict(f"{project}/{facet}: other runs kept landing generations; try again")
     return {"generated": True, **info, **naming, "matched_previous": matched, "retired": len(retired),
             "new_topics": len(topics) - matched, "topics": topics, "seconds": round(time.monotonic() - t0, 3)}
 

@@ -143,6 +143,10 @@ LEFT JOIN topic_maps t
 QUALIFY row_number() OVER (PARTITION BY c.trace_id, c.facet ORDER BY c.generation DESC) = 1;
 """
 
+class GenerationConflict(RuntimeError):
+    """Another run landed a topic map generation while this one was fitting."""
+
+
 Connect = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
@@ -403,9 +407,14 @@ class Store:
         )
         return df.iloc[0].to_dict() if len(df) else {}
 
-    def write_generation(self, info: dict[str, Any], topics: list[dict]) -> None:
+    def write_generation(self, info: dict[str, Any], topics: list[dict], expected_previous: int | None) -> None:
+        """Land a generation, unless another one landed since `expected_previous` was read."""
         tdf = pd.DataFrame(topics, columns=TOPIC_COLUMNS)
         with self.transaction() as c:
+            latest = c.execute("SELECT max(generation) FROM topic_map_generations WHERE project = ? AND facet = ?",
+                               [info["project"], info["facet"]]).fetchone()[0]
+            if latest != expected_previous:
+                raise GenerationConflict(f"{info['project']}/{info['facet']}: generation {latest} landed meanwhile")
             c.execute(
                 """INSERT INTO topic_map_generations VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [info["project"], info["facet"], info["generation"], info["embedding_model"], info["naming_engine"],

@@ -2,7 +2,6 @@
 
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, instance_for_test, materialize

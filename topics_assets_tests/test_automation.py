@@ -4,7 +4,6 @@ from datetime import date, datetime, timezone
 
 import pytest
 from dagster import (
-    DagsterInstance,
     RunRequest,
     SensorResult,
     SkipReason,

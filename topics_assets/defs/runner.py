@@ -40,8 +40,13 @@ def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
         instance.add_dynamic_partitions(PROJECTS.name, new)
 
 
+# Step-level events stay in the run's log (and the UI); the console shows warnings and errors.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summary: RunSummary, **kwargs) -> None:
-    result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False,
+                                                                run_config=QUIET, **kwargs)
     if not result.success:
         errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
@@ -77,12 +82,16 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, sett
     summary = RunSummary()
     projects = [project] if project else store.projects()
     register_projects(instance, projects)
-    days = sorted({d for p in projects for d in store.days_with_traces(p)})
-    if not days:
+    all_days = sorted({d for p in projects for d in store.days_with_traces(p)})
+    if not all_days:
         say("nothing ingested yet: run `topics ingest PATH...` first")
         return summary
-    say(f"processing {len(days)} day(s) {days[0]} .. {days[-1]}: preprocess, facet, embed, classify")
-    run_days(defs, instance, days, summary)
+    days = sorted({d for p in projects for d in store.pending_days(p)})
+    if days:
+        say(f"processing {len(days)} pending day(s) {days[0]} .. {days[-1]}: preprocess, facet, embed, classify")
+        run_days(defs, instance, days, summary)
+    else:
+        say("no new or changed traces")
     fresh_maps = False
     for p in projects:
         for facet in pipeline.text_facets(settings):
@@ -99,5 +108,5 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, sett
             fresh_maps = True
     if fresh_maps:
         say("classifying every day with the new maps")
-        run_days(defs, instance, days, summary, job_name=CLASSIFY_DAYS)
+        run_days(defs, instance, all_days, summary, job_name=CLASSIFY_DAYS)
     return summary

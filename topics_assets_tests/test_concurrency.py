@@ -1,0 +1,49 @@
+"""Two real processes on one DuckDB file and one Dagster instance: both runs finish, nothing doubles."""
+
+import json
+import os
+import subprocess
+import sys
+
+from topics_assets.store import Store
+from topics_assets.synthetic import generate_traces, write_jsonl
+
+N = 150
+
+
+def _topics(env, *args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "topics_assets.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def _env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPICS_", "DAGSTER_"))}
+    env.update(TOPICS_HOME=str(tmp_path / "home"), DAGSTER_HOME=str(tmp_path / "dagster"),
+               TOPICS_MIN_TRACES="100", TOPICS_MIN_UNIQUE_FACETS="10")
+    (tmp_path / "dagster").mkdir()
+    return env
+
+
+def test_two_runs_at_once_both_complete(tmp_path):
+    env = _env(tmp_path)
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(generate_traces(n_traces=N, days=3, seed=31, project="shop"), path)
+    assert _topics(env, "ingest", str(path)).wait(timeout=120) == 0
+    # A processing run and a map regeneration, launched together, as a backfill and the schedule would be.
+    first = _topics(env, "run")
+    second = _topics(env, "run", "--regenerate")
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    for p, out in zip((first, second), outputs):
+        assert p.returncode == 0, out
+        assert "Could not set lock" not in out
+    store = Store(str(tmp_path / "home" / "topics.duckdb"))
+    counts = store.query_df("""SELECT (SELECT count(*) FROM traces) AS traces,
+                                      (SELECT count(*) FROM facets) AS facets,
+                                      (SELECT count(*) FROM (SELECT trace_id, facet FROM trace_topics)) AS labels""")
+    assert counts.to_dict("records") == [{"traces": N, "facets": 3 * N, "labels": 3 * N}]
+    dupes = store.query_df("SELECT trace_id, facet, generation, count(*) n FROM classifications GROUP BY ALL HAVING n > 1")
+    assert dupes.empty
+    status = _topics(env, "sql", "SELECT facet, max(generation) g FROM topic_map_generations GROUP BY 1",
+                     "--format", "json")
+    gens = {r["facet"]: r["g"] for r in json.loads(status.communicate(timeout=60)[0].splitlines()[-1])}
+    assert set(gens) == {"task", "sentiment", "issues"}

@@ -1,0 +1,85 @@
+"""A run killed mid-way (SIGKILL) and re-run leaves exactly what an uninterrupted run leaves,
+and no LLM answer that arrived before the kill is paid for again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from topics_assets.store import Store
+from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets_tests.llm_server import FakeLLMServer
+
+N = 160
+
+
+def facet_answer(request: dict) -> str:
+    """Deterministic facets from the trace text, so two runs can be compared row for row."""
+    user = request["messages"][-1]["content"]
+    start = user.find("[user]")
+    first = user[start + 7:start + 70].split("\n")[0] if start >= 0 else "no request"
+    return json.dumps({"task": f"The user asks: {first}", "sentiment": "The user is calm.",
+                       "issues": "A tool failed." if "ERROR]" in user else "No issues."})
+
+
+def _env(tmp_path, name, server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPICS_", "DAGSTER_"))}
+    (tmp_path / name / "dagster").mkdir(parents=True)
+    env.update(TOPICS_HOME=str(tmp_path / name / "home"), DAGSTER_HOME=str(tmp_path / name / "dagster"),
+               TOPICS_LLM_MODEL="openai/test-model", TOPICS_LLM_API_BASE=server.url,
+               TOPICS_LLM_API_KEY_ENV="FAKE_KEY", FAKE_KEY="test-key", TOPICS_LLM_MAX_IN_FLIGHT="4")
+    return env
+
+
+def _topics(env, *args):
+    return subprocess.Popen([sys.executable, "-m", "topics_assets.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _facet_requests(server) -> int:
+    return len(server.requests_to("/chat/completions"))
+
+
+def _rows(env) -> list[tuple]:
+    store = Store(os.path.join(env["TOPICS_HOME"], "topics.duckdb"))
+    return [tuple(r) for r in store.query_df(
+        "SELECT trace_id, facet, text, engine, model FROM facets ORDER BY trace_id, facet").itertuples(index=False)]
+
+
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(generate_traces(n_traces=N, days=2, seed=51, project="shop"), path)
+    with FakeLLMServer() as server:
+        server.chat_handler = facet_answer
+        server.latency_s = 0.05
+
+        reference = _env(tmp_path, "reference", server)
+        assert _topics(reference, "ingest", str(path)).wait(timeout=120) == 0
+        assert _topics(reference, "run").wait(timeout=300) == 0
+        assert _facet_requests(server) == N
+        expected = _rows(reference)
+        assert len(expected) == 3 * N
+
+        server.reset()
+        killed = _env(tmp_path, "killed", server)
+        assert _topics(killed, "ingest", str(path)).wait(timeout=120) == 0
+        run = _topics(killed, "run")
+        deadline = time.monotonic() + 240
+        while _facet_requests(server) < N // 2 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        assert run.poll() is None, "the run finished before it could be killed"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        paid_before_kill = _facet_requests(server)
+        assert N // 2 <= paid_before_kill < N
+
+        rerun = _topics(killed, "run")
+        out = rerun.communicate(timeout=300)[0]
+        assert rerun.returncode == 0, out
+        total = _facet_requests(server)
+        # Answers received before the kill are not asked for again; at most the calls that were in
+        # flight at the moment of the kill (4) are repeated.
+        assert total <= N + 4, f"{total} facet requests for {N} traces"
+        assert _rows(killed) == expected
