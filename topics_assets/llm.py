@@ -128,6 +128,16 @@ def classify_error(exc: BaseException) -> tuple[bool, str, int | None]:
         status = None
     if names & _TIMEOUT_NAMES or isinstance(exc, TimeoutError):
         return True, "timeout", status
+    if status is None or status == 500:
+        # litellm reports a dropped connection, and a missing API key, as InternalServerError
+        # (500); the cause chain says what really happened (seen against FakeLLMServer).
+        causes = _cause_names(exc)
+        if causes & _TIMEOUT_NAMES:
+            return True, "timeout", status
+        if causes & _CONNECTION_NAMES:
+            return True, "connection", status
+        if "missing credentials" in str(exc).lower():
+            return False, "auth", status
     if status is not None:
         if status == 429:
             return True, "rate_limited", status
@@ -144,6 +154,17 @@ def classify_error(exc: BaseException) -> tuple[bool, str, int | None]:
     if names & _CONNECTION_NAMES or isinstance(exc, ConnectionError):
         return True, "connection", status
     return False, "unexpected", status
+
+
+def _cause_names(exc: BaseException, depth: int = 8) -> set[str]:
+    """Class names along an exception's __cause__ / __context__ chain (not the exception itself)."""
+    names: set[str] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and depth > 0:
+        names.update(c.__name__ for c in type(current).__mro__)
+        current = current.__cause__ or current.__context__
+        depth -= 1
+    return names
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -322,7 +343,7 @@ class LLMClient:
         settings: LLMSettings,
         api_key: str | None = None,
         *,
-        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_base_s: float | None = None,  # None: settings.backoff_base_s
         backoff_cap_s: float = BACKOFF_CAP_S,
         max_retry_after_s: float = MAX_RETRY_AFTER_S,
     ):
@@ -332,6 +353,8 @@ class LLMClient:
         if api_key is None and settings.api_key_env:
             api_key = os.environ.get(settings.api_key_env)
         self._api_key = api_key
+        if backoff_base_s is None:
+            backoff_base_s = getattr(settings, "backoff_base_s", BACKOFF_BASE_S)
         self.retry = RetryPolicy(settings.max_retries, backoff_base_s, backoff_cap_s, max_retry_after_s)
         self._lock = threading.Lock()
         self._format_mode: str | None = None  # decided on first use (needs litellm)
@@ -361,6 +384,10 @@ class LLMClient:
                 "failures_by_reason": dict(self._failures),
                 "errors_by_reason": dict(self._errors),
             }
+
+    def stats_since(self, before: dict) -> dict:
+        """What this client did since the `before` snapshot of `stats` (a shared client serves many runs)."""
+        return stats_delta(before, self.stats)
 
     def _add(self, **counts: int) -> None:
         with self._lock:
@@ -509,11 +536,33 @@ class LLMClient:
 
     @staticmethod
     def _cost_of(resp: Any) -> float | None:
+        # litellm has already priced the response during the call; asking completion_cost again
+        # cost about 10% of a call's CPU, which matters at 100+ calls/s under the GIL.
+        hidden = getattr(resp, "_hidden_params", None)
+        if isinstance(hidden, dict) and "response_cost" in hidden:
+            cost = hidden["response_cost"]
+            return float(cost) if cost is not None else None
         try:
             cost = _litellm().completion_cost(completion_response=resp)
         except Exception:  # noqa: BLE001 (unpriced models raise; cost is best effort)
             return None
         return float(cost) if cost is not None else None
+
+
+def stats_delta(before: dict, after: dict) -> dict:
+    """after - before for LLMClient.stats snapshots: numbers subtract, per-reason counters too."""
+    out: dict = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, dict):
+            old = old or {}
+            diff = {k: v - old.get(k, 0) for k, v in value.items() if v - old.get(k, 0)}
+            out[key] = diff
+        elif isinstance(value, (int, float)) and isinstance(old, (int, float)):
+            out[key] = value - old
+        else:
+            out[key] = value
+    return out
 
 
 def _content_of(resp: Any) -> str | None:

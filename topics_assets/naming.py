@@ -47,6 +47,9 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
+NAME_MAX_WORDS = 8
+
+
 def _naming_messages(facet: str, topic: Topic, contrast: list[str], taken: list[str]) -> list[dict[str, str]]:
     members = "\n".join(f"- {e}" for e in topic.examples)
     others = "\n".join(f"- {e}" for e in contrast) or "- (none)"
@@ -63,26 +66,81 @@ def _naming_messages(facet: str, topic: Topic, contrast: list[str], taken: list[
     ]
 
 
-def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int = 6) -> None:
-    """Contrastive naming (as Clio does): each cluster seen beside its nearest neighbours."""
-    if not topics:
-        return
+def _clean_name(value: Any) -> str:
+    name = " ".join(str(value).split()).strip(" \"'.`")
+    return name[:80]
+
+
+def _validate_name(data: dict) -> None:
+    """Normalises in place; an empty or sprawling name is asked for again (once, by the client)."""
+    name = _clean_name(data.get("name", ""))
+    description = " ".join(str(data.get("description", "")).split())
+    if not name:
+        raise ValueError("name is empty")
+    if len(name.split()) > 2 * NAME_MAX_WORDS:
+        raise ValueError(f"name has {len(name.split())} words; keep it to {NAME_MAX_WORDS}")
+    if not description:
+        raise ValueError("description is empty")
+    data["name"], data["description"] = name, description
+
+
+def _contrast(topics: list[Topic], n_contrast: int) -> list[list[str]]:
+    """For each topic, examples from its nearest other topics (by centroid): what it is NOT."""
+    if len(topics) < 2:
+        return [[] for _ in topics]
     centroids = np.vstack([t.centroid for t in topics])
     sims = centroids @ centroids.T
     np.fill_diagonal(sims, -np.inf)
-    taken: list[str] = []
-    for i, topic in enumerate(topics):
+    out = []
+    for i in range(len(topics)):
         neighbours = [int(j) for j in np.argsort(-sims[i])[:3] if np.isfinite(sims[i, j])]
-        contrast = [e for j in neighbours for e in topics[j].examples[:2]][:n_contrast]
-        for _attempt in range(2):
-            result = client.complete_json(_naming_messages(facet, topic, contrast, taken), NAME_SCHEMA,
-                                          schema_name="topic_name")
-            name = " ".join(str(result.data["name"]).split())[:80]
-            if name.lower() not in {t.lower() for t in taken}:
-                break
-        topic.name = name
-        topic.description = str(result.data["description"]).strip()
-        taken.append(name)
-    # A duplicate that survived the re-ask is disambiguated rather than kept twice.
-    for t, name in zip(topics, dedupe_names([t.name or "" for t in topics])):
-        t.name = name
+        out.append([e for j in neighbours for e in topics[j].examples[:2]][:n_contrast])
+    return out
+
+
+def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int = 6) -> dict[str, Any]:
+    """Contrastive naming (as Clio does): each cluster seen beside examples of its nearest neighbours.
+
+    All clusters are named at once (bounded concurrency); a name that another cluster already
+    has is asked for again, sequentially, with the taken names listed; a duplicate that survives
+    that is suffixed. A cluster whose call fails keeps a keyword name, so one bad answer never
+    costs the map. Returns counts for run metadata.
+    """
+    counts = {"named_llm": 0, "renamed_duplicates": 0, "disambiguated": 0, "naming_failed": 0}
+    if not topics:
+        return counts
+    contrast = _contrast(topics, n_contrast)
+
+    def ask(i: int, taken: list[str]) -> Any:
+        return client.complete_json(_naming_messages(facet, topics[i], contrast[i], taken), NAME_SCHEMA,
+                                    validate=_validate_name, schema_name="topic_name")
+
+    first = client.map(lambda i: ask(i, []), range(len(topics)))
+    fallback: set[int] = set()
+    for i, (t, res) in enumerate(zip(topics, first)):
+        if isinstance(res, BaseException):
+            counts["naming_failed"] += 1
+            fallback.add(i)
+            t.name = _clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords)
+            t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
+        else:
+            t.name, t.description = res.data["name"], res.data["description"]
+            counts["named_llm"] += 1
+    # Duplicates: the biggest cluster keeps the name, the others are asked again in turn.
+    taken: list[str] = []
+    for i in sorted(range(len(topics)), key=lambda i: -topics[i].size):
+        t = topics[i]
+        if t.name.lower() in {n.lower() for n in taken} and i not in fallback:
+            counts["renamed_duplicates"] += 1
+            try:
+                res = ask(i, taken)
+                t.name, t.description = res.data["name"], res.data["description"]
+            except Exception:  # noqa: BLE001 - keep the duplicate; it is suffixed below
+                counts["naming_failed"] += 1
+        taken.append(t.name)
+    order = sorted(range(len(topics)), key=lambda i: -topics[i].size)  # the biggest keeps the bare name
+    names = dedupe_names([topics[i].name or "" for i in order])
+    counts["disambiguated"] = sum(names[k] != topics[i].name for k, i in enumerate(order))
+    for k, i in enumerate(order):
+        topics[i].name = names[k]
+    return counts

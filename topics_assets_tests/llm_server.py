@@ -14,6 +14,9 @@ Faults are consumed in order, one per request (chat or embeddings alike):
     ("truncated", None, {})               the handler's content cut in half, finish_reason "length"
     ("drop", None, {})                    close the socket without any response
     ("slow", seconds, {})                 sleep, then answer normally
+
+`schema_answer` answers any facet schema validly; `python -m topics_assets_tests.llm_server
+--latency 0.25` runs one in its own process (benchmarks).
 """
 
 from __future__ import annotations
@@ -51,6 +54,54 @@ def default_chat_handler(body: dict) -> str:
     """Echo the last user message back inside a JSON object."""
     last = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
     return json.dumps({"echo": _text_of(last.get("content"))})
+
+
+def request_schema(body: dict) -> dict | None:
+    """The JSON schema a chat request asks for: response_format json_schema, else one quoted in a
+    system message (the json_object / prompt modes), else None."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema")
+    for m in body.get("messages", []):
+        text = _text_of(m.get("content"))
+        if m.get("role") == "system" and "JSON Schema:" in text:
+            try:
+                return json.loads(text.split("JSON Schema:", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def trace_block(body: dict) -> str | None:
+    """The text between <trace> and </trace> in the first user message, or None."""
+    for m in body.get("messages", []):
+        if m.get("role") == "user":
+            text = _text_of(m.get("content"))
+            if "<trace>" in text and "</trace>" in text:
+                return text.split("<trace>", 1)[1].rsplit("</trace>", 1)[0].strip("\n")
+            return None
+    return None
+
+
+def schema_answer(body: dict) -> str:
+    """A valid answer for whatever object schema the request carries, varied by the trace.
+
+    Enums pick a category and integers a value in range, both from a hash of the trace, so one
+    handler serves any facet configuration in tests and benchmarks.
+    """
+    schema = request_schema(body) or {"properties": {}}
+    seed = int(hashlib.sha256((trace_block(body) or "").encode()).hexdigest(), 16)
+    out: dict[str, Any] = {}
+    for i, (name, prop) in enumerate((schema.get("properties") or {}).items()):
+        pick = (seed >> (8 * i)) & 0xFF
+        if "enum" in prop:
+            out[name] = prop["enum"][pick % len(prop["enum"])]
+        elif prop.get("type") == "integer":
+            lo, hi = prop.get("minimum", 1), prop.get("maximum", 5)
+            out[name] = lo + pick % (hi - lo + 1)
+        else:
+            out[name] = f"The user asks about case {pick % 7} ({name})."
+    return json.dumps(out)
 
 
 def default_embed_handler(texts: list[str]) -> list[list[float]]:
@@ -170,6 +221,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeLLMServer  # set on the per-server subclass
     protocol_version = "HTTP/1.1"  # keep-alive, like real APIs
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle plus the client's delayed
+    # ACK add about 40 ms to every answer (measured), which no real API server does.
+    disable_nagle_algorithm = True
     timeout = 30  # idle keep-alive connections go away eventually
 
     def log_message(self, *args) -> None:  # keep test output quiet
@@ -305,3 +359,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, str(value))
         self.end_headers()
         self.wfile.write(data)
+
+
+def main() -> None:
+    """Serve on 127.0.0.1 in its own process, so a benchmark's client does not share its GIL.
+
+    Prints the base URL on the first line of stdout, then serves until killed.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every answer waits")
+    args = parser.parse_args()
+    server = FakeLLMServer(chat_handler=schema_answer, latency_s=args.latency).start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
