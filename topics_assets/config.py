@@ -101,11 +101,12 @@ class ClusterSettings:
     n_neighbors: int = 15
     n_components: int = 5
     n_epochs: int | None = None  # UMAP epochs; None = umap-learn's default for the size
-    pca_components: int | None = None  # PCA before UMAP's kNN search; None = none
+    pca_components: int | None = 64  # PCA before UMAP's kNN search; None = none
+    umap_init: str = "spectral"
     min_samples: int | None = None  # HDBSCAN min_samples; None = min(min_cluster_size, 10)
     # UMAP + HDBSCAN run on at most this many sampled facets; the rest join their nearest sampled
     # neighbour's cluster. Bounds the super-linear part of map generation. None/0 = all.
-    core_sample: int | None = None
+    core_sample: int | None = 15_000
     n_keywords: int = 8
     random_state: int = 42
     # Cosine distance beyond which a trace is no_match; None = from the map's own distances.

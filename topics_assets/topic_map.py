@@ -15,6 +15,9 @@ from .cluster import NOISE, cluster, ctfidf_keywords
 from .config import ClusterSettings
 
 NO_MATCH = "no_match"
+# Rows per block: the similarity block (CHUNK x topics float32) stays a few MB, so memory is bounded
+# by the chunk, not by the input (a memory-mapped file of any length works).
+CHUNK = 8_192
 
 
 @dataclass
@@ -77,27 +80,42 @@ class TopicMap:
         noise_share = float(np.mean(labels == NOISE)) if len(labels) else 0.0
         return cls(topics, threshold, noise_share, result.min_cluster_size, labels)
 
-    def classify(self, vectors: np.ndarray, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    def classify(self, vectors: np.ndarray, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
         """Nearest centroid per row: (topic position or -1 for no_match, cosine distance)."""
         return classify_vectors(vectors, self.centroids, self.threshold, chunk)
 
 
 def classify_vectors(vectors: np.ndarray, centroids: np.ndarray, threshold: float,
-                     chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+                     chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid by cosine (unit vectors), streamed over `vectors` in blocks of `chunk` rows."""
     n = len(vectors)
     idx = np.full(n, -1, dtype=np.int64)
     dist = np.ones(n, dtype=np.float32)
     if n == 0 or len(centroids) == 0:
         return idx, dist
-    c = np.asarray(centroids, dtype=np.float32).T
-    for start in range(0, n, chunk):
-        block = np.asarray(vectors[start:start + chunk], dtype=np.float32)
-        sims = block @ c
-        best = sims.argmax(axis=1)
-        d = 1.0 - sims[np.arange(len(block)), best]
-        idx[start:start + chunk] = np.where(d <= threshold, best, -1)
-        dist[start:start + chunk] = d
+    for start, (i, d) in zip(range(0, n, chunk), classify_chunks(
+            (vectors[s:s + chunk] for s in range(0, n, chunk)), centroids, threshold)):
+        idx[start:start + len(i)] = i
+        dist[start:start + len(d)] = d
     return idx, dist
+
+
+def classify_chunks(chunks, centroids: np.ndarray, threshold: float):
+    """Generator form for unbounded streams: yields (topic position or -1, distance) per input chunk."""
+    c = np.ascontiguousarray(np.asarray(centroids, dtype=np.float32).T)
+    buf = None
+    for block in chunks:
+        block = np.asarray(block, dtype=np.float32)
+        m = len(block)
+        if m == 0 or c.shape[1] == 0:
+            yield np.full(m, -1, dtype=np.int64), np.ones(m, dtype=np.float32)
+            continue
+        if buf is None or len(buf) < m:
+            buf = np.empty((m, c.shape[1]), dtype=np.float32)
+        sims = np.matmul(block, c, out=buf[:m])
+        best = sims.argmax(axis=1)
+        d = 1.0 - np.take_along_axis(sims, best[:, None], axis=1).ravel()
+        yield np.where(d <= threshold, best, -1), d
 
 
 def match_ids(prev_centroids: np.ndarray, prev_members: list[set[str]], new_centroids: np.ndarray,

@@ -21,7 +21,7 @@ def test_clusters_recover_intents_well_above_chance(banking77):
     ari = adjusted_rand_score(train.category, tm.labels)
     shuffled = adjusted_rand_score(np.random.default_rng(0).permutation(train.category.to_numpy()), tm.labels)
     assert abs(shuffled) < 0.02  # chance
-    assert ari > 0.35, f"ARI {ari:.3f}"  # measured 0.39 with the default minimum cluster size
+    assert ari > 0.40, f"ARI {ari:.3f}"  # measured 0.46 with the defaults (0.41-0.46 over seeds)
     assert 40 <= len(tm.topics) <= 150  # 77 intents
 
 
@@ -37,5 +37,5 @@ def test_test_split_lands_in_the_topic_holding_its_category(banking77):
     matched = idx >= 0
     assert matched.mean() > 0.85, f"no_match rate {1 - matched.mean():.3f} on in-domain texts"
     accuracy = float((predicted[matched] == expected[matched]).mean())
-    assert accuracy > 0.6, f"{accuracy:.3f} of matched test texts land in their category's topic"  # measured 0.69
+    assert accuracy > 0.65, f"{accuracy:.3f} of matched test texts land in their category's topic"  # measured 0.73
     assert np.all(dist[~matched] > tm.threshold) and np.all(dist[matched] <= tm.threshold)
