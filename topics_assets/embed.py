@@ -190,8 +190,17 @@ class RemoteEmbedder:
         return normalise(vecs)
 
 
+def is_local(settings: EmbeddingSettings) -> bool:
+    return settings.model in ("local", LOCAL_MODEL_ID)
+
+
+def embedding_model_id(settings: EmbeddingSettings) -> str:
+    """The id vectors are stored under, known without loading the model."""
+    return LOCAL_MODEL_ID if is_local(settings) else settings.model
+
+
 def make_embedder(settings: EmbeddingSettings) -> Embedder:
-    if settings.model in ("local", LOCAL_MODEL_ID):
+    if is_local(settings):
         return LocalEmbedder(settings.batch_size)
     return RemoteEmbedder(settings)
 

@@ -322,14 +322,14 @@ def assign_identity(store: Store, settings: Settings, project: str, facet: str, 
 def generate_topic_map(store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
                        client=None, force: bool = False) -> dict[str, Any]:
     """Fit a new generation for (project, facet), reusing the ids of the clusters it continues."""
-    from .embed import LOCAL_MODEL_ID
+    from .embed import embedding_model_id
     from .naming import name_with_keywords, name_with_llm
 
     t0 = time.monotonic()
     gate = gate_status(store, settings, project, facet)
     if not gate["ready"] and not force:
         return {"generated": False, "skipped_reason": gate["reason"], **gate}
-    model_id = embedder_id or (LOCAL_MODEL_ID if settings.embedding.model == "local" else settings.embedding.model)
+    model_id = embedder_id or embedding_model_id(settings.embedding)
     prev_gen = store.latest_generation(project, facet)
     rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=settings.cluster.sample_cap,
                                         seed=settings.cluster.random_state + (prev_gen or 0) + 1)
@@ -415,13 +415,13 @@ def cluster_adhoc(store: Store, settings: Settings, project: str, facet: str, wh
     """The same fit on any filtered subset (a SQL condition on `traces t`); nothing is persisted."""
     from dataclasses import replace
 
-    from .embed import LOCAL_MODEL_ID
+    from .embed import embedding_model_id
     from .naming import name_with_keywords
 
     t0 = time.monotonic()
     if facet not in text_facets(settings):
         raise ValueError(f"facet {facet!r} is not a free-text facet; choose one of {', '.join(text_facets(settings))}")
-    model_id = LOCAL_MODEL_ID if settings.embedding.model == "local" else settings.embedding.model
+    model_id = embedding_model_id(settings.embedding)
     rows, vectors = store.facet_vectors(model_id, facet, project=project, where=where, limit_sample=sample_cap,
                                         seed=settings.cluster.random_state)
     if len(rows) == 0:
@@ -435,9 +435,6 @@ def cluster_adhoc(store: Store, settings: Settings, project: str, facet: str, wh
     return {"project": project, "facet": facet, "where": where, "n_facets": len(rows), "n_topics": len(topics),
             "noise_share": round(tm.noise_share, 4), "min_cluster_size": mcs, "topics": topics,
             "seconds": round(time.monotonic() - t0, 3)}
-
-
-MAP_STATES = ("accumulating", "ready", "generating", "backfilling", "idle")
 
 
 def map_state(store: Store, settings: Settings, project: str, facet: str, generating: bool = False,

@@ -54,13 +54,6 @@ def count_tokens(text: str) -> int:
     return len(encoder().encode_ordinary(text))
 
 
-def count_tokens_batch(texts: list[str]) -> list[int]:
-    """Counts for many texts; large batches spread over threads (tiktoken releases the GIL)."""
-    if sum(len(t) for t in texts) < 200_000:  # not worth a thread pool
-        return [count_tokens(t) for t in texts]
-    return [len(ids) for ids in encoder().encode_ordinary_batch(texts, num_threads=min(8, os.cpu_count() or 1))]
-
-
 def truncate_to_tokens(text: str, n: int) -> str:
     """A prefix of text of at most n tokens (cut at a token boundary)."""
     if n <= 0:
