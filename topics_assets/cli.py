@@ -206,7 +206,7 @@ def status(settings: Settings) -> None:
     labelling = in_flight(instance, CLASSIFY_DAYS)
     rows = []
     for p in projects:
-        pending = bool(store.pending_days(p))
+        pending = bool(store.pending_days(p, settings.preprocess_hash()))
         for facet in text_facets(settings):
             generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
             st = map_state(store, settings, p, facet, generating=generating, backfilling=labelling or pending)

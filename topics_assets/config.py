@@ -156,6 +156,11 @@ class Settings:
                 return f
         raise ConfigError(f"unknown facet {name!r}; configured: {', '.join(self.facet_names)}")
 
+    def preprocess_hash(self) -> str:
+        """Changes whenever a preprocessing setting changes, so traces are preprocessed again."""
+        blob = json.dumps(asdict(self.preprocess), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     def facets_hash(self) -> str:
         """Changes whenever a facet definition changes, so those traces are faceted again."""
         blob = json.dumps([asdict(f) for f in self.facets], sort_keys=True)

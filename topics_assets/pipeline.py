@@ -104,17 +104,18 @@ def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[s
     # A custom preprocessor that cannot be imported is a bad setting: fail the run once, up front.
     custom = load_custom(settings.preprocess.custom) if settings.preprocess.custom else None
     raw = store.raw_traces_for_days(days)
+    settings_hash = settings.preprocess_hash()
     rows: list[dict] = []
     counts: Counter[str] = Counter()
     redactions: Counter[str] = Counter()
     tokens_before = tokens_after = 0
     for r in raw.itertuples(index=False):
-        if r.done_hash == r.payload_hash and r.done_status == "ok":
+        if r.done_hash == r.payload_hash and r.done_status == "ok" and r.done_preprocess_hash == settings_hash:
             counts["unchanged"] += 1
             continue
         base = {"trace_id": r.trace_id, "project": r.project, "day": r.day, "started_at": r.started_at,
                 "format": r.format, "version": r.version, "payload_hash": r.payload_hash,
-                "preprocessed_at": now_utc()}
+                "preprocessed_at": now_utc(), "preprocess_hash": settings_hash}
         try:
             p = preprocess(Trace.from_json(r.payload), settings.preprocess, custom=custom)
         except CustomPreprocessorError as e:  # the user's callable: its own error and full traceback

@@ -60,8 +60,10 @@ CREATE TABLE IF NOT EXISTS traces (
     redactions JSON,
     status VARCHAR,          -- ok | failed
     error VARCHAR,
-    preprocessed_at TIMESTAMPTZ
+    preprocessed_at TIMESTAMPTZ,
+    preprocess_hash VARCHAR  -- the preprocessing settings it was made with
 );
+ALTER TABLE traces ADD COLUMN IF NOT EXISTS preprocess_hash VARCHAR;
 CREATE TABLE IF NOT EXISTS facets (
     trace_id VARCHAR NOT NULL,
     facet VARCHAR NOT NULL,
@@ -275,7 +277,8 @@ class Store:
     def raw_traces_for_days(self, days: list[str]) -> pd.DataFrame:
         return self.query_df(
             """SELECT r.trace_id, r.project, r.day::VARCHAR AS day, r.started_at, r.format, r.version,
-                      r.payload, r.payload_hash, t.payload_hash AS done_hash, t.status AS done_status
+                      r.payload, r.payload_hash, t.payload_hash AS done_hash, t.status AS done_status,
+                      t.preprocess_hash AS done_preprocess_hash
                FROM raw_traces r LEFT JOIN traces t USING (trace_id)
                WHERE r.day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))""",
             [days],
@@ -442,14 +445,17 @@ class Store:
         with self.conn() as c:
             return [r[0] for r in c.execute(sql + " ORDER BY 1", params).fetchall()]
 
-    def pending_days(self, project: str | None = None) -> list[str]:
-        """Days with work left: new or changed traces, traces without facets (failures are retried),
-        or facets not yet labelled by their map's newest generation."""
+    def pending_days(self, project: str | None = None, preprocess_hash: str | None = None) -> list[str]:
+        """Days with work left: new or changed traces (or ones preprocessed with other settings than
+        `preprocess_hash`), traces without facets (failures are retried), or facets not yet labelled
+        by their map's newest generation."""
         only = "AND {t}.project = ?" if project else ""
+        same_settings = "AND t.preprocess_hash = ?" if preprocess_hash else ""
         sql = f"""
             SELECT r.day::VARCHAR FROM raw_traces r
             WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = r.trace_id
-                              AND t.payload_hash = r.payload_hash AND t.day = r.day) {only.format(t="r")}
+                              AND t.payload_hash = r.payload_hash AND t.day = r.day {same_settings})
+                  {only.format(t="r")}
             UNION
             SELECT t.day::VARCHAR FROM traces t
             WHERE t.status = 'ok' {only.format(t="t")}
@@ -461,8 +467,10 @@ class Store:
             WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.trace_id = f.trace_id AND c.facet = f.facet
                               AND c.generation = g.generation) {only.format(t="f")}
             ORDER BY 1"""
+        params = ([preprocess_hash] if preprocess_hash else []) + ([project] if project else [])
+        params += [project] * 2 if project else []
         with self.conn() as c:
-            return [r[0] for r in c.execute(sql, [project] * 3 if project else []).fetchall()]
+            return [r[0] for r in c.execute(sql, params).fetchall()]
 
     # ----- classifications ---------------------------------------------------------
     def write_classifications(self, project: str, facet: str, generation: int, days: list[str], df: pd.DataFrame) -> None:
@@ -486,7 +494,7 @@ class Store:
 TRACE_COLUMNS = [
     "trace_id", "project", "day", "started_at", "format", "version", "payload_hash", "content", "content_hash",
     "n_spans", "n_messages", "tokens_before", "tokens_after", "truncated", "redactions", "status", "error",
-    "preprocessed_at",
+    "preprocessed_at", "preprocess_hash",
 ]
 FACET_COLUMNS = [
     "trace_id", "facet", "project", "day", "text", "text_hash", "engine", "model", "content_hash", "facets_hash",

@@ -85,6 +85,20 @@ def test_new_traces_sensor_requests_pending_days_then_skips(settings, instance):
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), RunRequest)
 
 
+def test_changed_preprocess_settings_make_days_pending_and_reprocess(settings, instance):
+    summary = _ingest(settings, n=20, seed=61, days=1)
+    defs = build_defs(settings)
+    run_days(defs, instance, summary["days"], RunSummary())
+    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
+    settings.preprocess.extra_patterns = {"ORDER": r"\bA\d{4,}\b"}
+    defs = build_defs(settings)
+    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), RunRequest)
+    result = RunSummary()
+    run_days(defs, instance, summary["days"], result)
+    assert result.metadata["traces"]["preprocessed"] == 20 and result.metadata["traces"]["unchanged"] == 0
+    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
+
+
 def test_schedule_regenerates_ready_maps_and_backfill_follows(settings, instance):
     _ingest(settings)
     settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10

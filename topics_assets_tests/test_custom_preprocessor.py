@@ -189,10 +189,14 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
                             "VIP traces are not for analytics\nTraceback (most recent call last):")
     assert "in _helper" in error and f"{custom_module}.py" in error
     assert facet_days(store, settings, days)["traces"] == 2  # the failed trace is not faceted
-    # Fixed: the failed trace is retried and succeeds, the others are not redone.
+    # Fixed (another function): every trace is preprocessed with it, the failed one now succeeds ...
     settings.preprocess.custom = f"{custom_module}:no_tools"
     meta = preprocess_days(store, settings, days)
-    assert (meta["preprocessed"], meta["unchanged"], meta["failed"]) == (1, 2, 0)
+    assert (meta["preprocessed"], meta["unchanged"], meta["failed"]) == (3, 0, 0)
+    assert list(store.query_df("SELECT status FROM traces ORDER BY trace_id").status) == ["ok", "ok", "ok"]
+    # ... and with the same settings nothing is redone.
+    meta = preprocess_days(store, settings, days)
+    assert (meta["preprocessed"], meta["unchanged"], meta["failed"]) == (0, 3, 0)
 
 
 def test_an_unloadable_custom_preprocessor_fails_the_run_up_front(settings, tmp_path):

@@ -87,7 +87,7 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                         "with the current maps (no LLM call at classification time).")
     def new_traces(context: SensorEvaluationContext, duckdb: DuckDBResource):
         store = store_from(duckdb, SENSOR_LOCK_WAIT_S)
-        days = store.pending_days()
+        days = store.pending_days(preprocess_hash=settings.preprocess_hash())
         if not days:
             return SkipReason("no new or changed traces, nothing unlabelled")
         if in_flight(context.instance, PROCESS_DAYS):

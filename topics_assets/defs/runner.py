@@ -86,7 +86,7 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, sett
     if not all_days:
         say("nothing ingested yet: run `topics ingest PATH...` first")
         return summary
-    days = sorted({d for p in projects for d in store.pending_days(p)})
+    days = sorted({d for p in projects for d in store.pending_days(p, settings.preprocess_hash())})
     if days:
         say(f"processing {len(days)} pending day(s) {days[0]} .. {days[-1]}: preprocess, facet, embed, classify")
         run_days(defs, instance, days, summary)
