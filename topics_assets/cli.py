@@ -153,8 +153,9 @@ def _run(settings: Settings, project: str | None, regenerate: bool = False):
     from .defs.runner import RunFailed, run_pending
 
     store = _store(settings)
-    if project and project not in store.projects():
-        raise click.ClickException(f"no traces for project {project!r}; known: {', '.join(store.projects()) or 'none'}")
+    known = store.projects()
+    if project and project not in known:
+        raise click.ClickException(f"no traces for project {project!r}; known: {', '.join(known) or 'none'}")
     try:
         return run_pending(_defs(settings), _instance(settings), store, settings, project=project,
                            regenerate=regenerate, say=_say)

@@ -1,7 +1,7 @@
 """The DuckDB store: the SQL contract every user can query, and every write the pipeline makes.
 
-All access goes through `Store`, built over a connection factory, so the Dagster layer can
-hand it dagster-duckdb's resource and a warehouse can replace DuckDB in this one module.
+All access goes through `Store` (the Dagster layer builds it from dagster-duckdb's resource),
+so a warehouse can replace DuckDB in this one module.
 Writers keep connections short (read, close, compute, then write in one transaction):
 DuckDB allows one writing process at a time, and a short hold is what keeps two runs safe.
 """
@@ -12,7 +12,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -149,9 +149,6 @@ class GenerationConflict(RuntimeError):
     """Another run landed a topic map generation while this one was fitting."""
 
 
-Connect = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
-
-
 def _is_lock_error(e: Exception) -> bool:
     msg = str(e).lower()
     return "lock" in msg or "conflicting" in msg
@@ -179,6 +176,12 @@ def connect_with_retry(database: str, wait_s: float = 300.0) -> Iterator[duckdb.
         conn.close()
 
 
+def _drop_departed(c: duckdb.DuckDBPyConnection, table: str, days: list[str], keep_ids: list[str]) -> None:
+    """Rows of these days whose trace is no longer there (moved to another day, or gone)."""
+    c.execute(f"""DELETE FROM {table} WHERE day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))
+                  AND trace_id NOT IN (SELECT unnest(?::VARCHAR[]))""", [days, keep_ids])
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -191,18 +194,14 @@ def vectors_to_array(values: Iterable[Any]) -> np.ndarray:
 
 
 class Store:
-    def __init__(self, database: str | None = None, connect: Connect | None = None, lock_wait_s: float = 300.0):
-        if connect is None:
-            if database is None:
-                raise ValueError("Store needs a database path or a connect factory")
-            connect = lambda: connect_with_retry(database, lock_wait_s)  # noqa: E731
-        self._connect = connect
+    def __init__(self, database: str, lock_wait_s: float = 300.0):
         self.database = database
+        self.lock_wait_s = lock_wait_s
         self._schema_ready = False
 
     @contextlib.contextmanager
     def conn(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect() as c:
+        with connect_with_retry(self.database, self.lock_wait_s) as c:
             if not self._schema_ready:
                 c.execute(SCHEMA)
                 self._schema_ready = True
@@ -288,11 +287,7 @@ class Store:
         """Write preprocessed rows; drop rows of these days whose raw trace moved or vanished."""
         df = pd.DataFrame(rows, columns=TRACE_COLUMNS)
         with self.transaction() as c:
-            c.execute(
-                """DELETE FROM traces WHERE day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))
-                   AND trace_id NOT IN (SELECT unnest(?::VARCHAR[]))""",
-                [days, keep_ids],
-            )
+            _drop_departed(c, "traces", days, keep_ids)
             if len(df):
                 c.register("t", df)
                 cols = ", ".join(TRACE_COLUMNS)
@@ -305,11 +300,7 @@ class Store:
         xdf = pd.DataFrame(failures, columns=["trace_id", "project", "day", "reason", "detail"])
         with self.transaction() as c:
             # Facets of traces that left these days (or were deleted) go with them.
-            c.execute(
-                """DELETE FROM facets WHERE day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))
-                   AND trace_id NOT IN (SELECT unnest(?::VARCHAR[]))""",
-                [days, live_ids],
-            )
+            _drop_departed(c, "facets", days, live_ids)
             if len(fdf):
                 c.register("f", fdf)
                 c.execute("DELETE FROM facets WHERE trace_id IN (SELECT DISTINCT trace_id FROM f)")
@@ -467,8 +458,8 @@ class Store:
             WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.trace_id = f.trace_id AND c.facet = f.facet
                               AND c.generation = g.generation) {only.format(t="f")}
             ORDER BY 1"""
-        params = ([preprocess_hash] if preprocess_hash else []) + ([project] if project else [])
-        params += [project] * 2 if project else []
+        # Placeholders in order: the settings hash (first union), then the project once per union.
+        params = ([preprocess_hash] if preprocess_hash else []) + ([project] * 3 if project else [])
         with self.conn() as c:
             return [r[0] for r in c.execute(sql, params).fetchall()]
 
