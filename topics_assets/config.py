@@ -83,7 +83,7 @@ class EmbeddingSettings:
     model: str = "local"
     api_base: str | None = None
     api_key_env: str | None = None
-    batch_size: int = 64
+    batch_size: int = 64  # texts per API request for remote models; the local model uses its own tuned batches
 
 
 @dataclass
