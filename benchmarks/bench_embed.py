@@ -1,9 +1,10 @@
-"""Local embedding speed and quality: our runtime (int8 ONNX, length-bucketed batches) vs the plain
-PyTorch model (sentence-transformers), in the same run on the same texts.
+"""Local embedding speed and quality: our runtime (fp32 ONNX export of the same weights, small
+length-sorted batches run side by side, one per core) vs the plain PyTorch model
+(sentence-transformers), in the same run on the same texts.
 
 Speed: texts/s on banking77 texts (unique), best of 2 runs each after a warm-up. Quality: the same
 stratified banking77 subset is embedded by both, clustered with the default settings, and scored
-(ARI/NMI against the intents); the target is ARI within 0.02 of the PyTorch model.
+(ARI/NMI against the intents); the target is ARI no more than 0.02 below the PyTorch model's.
 
     python benchmarks/bench_embed.py [--quick]
 """
@@ -79,7 +80,8 @@ def main() -> None:
         "benchmark": "embed", "machine": f"{os.cpu_count()} cores, {platform.machine()}",
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),  # the machine is shared: >2 means contention
         "texts_timed": len(speed_texts), "quality_subset": len(subset),
-        "ours": {"runtime": "onnxruntime, fp32 export of the same weights, length-bucketed batches",
+        "ours": {"runtime": f"onnxruntime, fp32 export of the same weights, {ours.batch_size}-text length-sorted "
+                            f"batches on {ours.workers} single-threaded workers",
                  "model_id": ours.model_id, "texts_per_s": round(ours_rate), "texts_per_s_with_3x_duplicates":
                  round(dup_rate), **quality["ours"]},
         "pytorch": {"runtime": "sentence-transformers on torch (CPU)", "texts_per_s": round(peer_rate),
@@ -87,8 +89,9 @@ def main() -> None:
         "speedup": round(ours_rate / peer_rate, 2),
         "cosine_to_pytorch": {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5)},
         "ari_gap": round(ari_gap, 4),
-        "target": ">= 500 texts/s on 2 cores, ARI within 0.02 of the PyTorch model",
-        "met": bool(ours_rate >= 500 and abs(ari_gap) <= 0.02),
+        # "No loss of quality": ours may not be more than 0.02 below; above it is seed noise, not a miss.
+        "target": ">= 500 texts/s on 2 cores, ARI at most 0.02 below the PyTorch model's",
+        "met": bool(ours_rate >= 500 and ari_gap >= -0.02),
     }
     print(json.dumps(result, indent=1))
 
