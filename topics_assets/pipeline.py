@@ -27,6 +27,7 @@ from .traces import Quarantined, Trace, sha256_text
 
 INGEST_BATCH = 2_000
 FACET_FLUSH_EVERY = 256  # traces per facets write: bounds what a crash can lose
+EMBED_CHUNK = 2048  # texts per embeddings write: bounds what a failed remote batch can lose
 
 
 def text_hash(text: str) -> str:
@@ -255,17 +256,36 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
 # embed
 
 
-def embed_days(store: Store, settings: Settings, days: list[str], embedder=None) -> dict[str, Any]:
-    """Embed the distinct facet texts of these days not yet embedded with this model."""
+class EmbeddingIncomplete(RuntimeError):
+    """Some new facet texts could not be embedded; the ones before them were stored."""
+
+
+def embed_days(store: Store, settings: Settings, days: list[str], embedder=None,
+               chunk: int = EMBED_CHUNK) -> dict[str, Any]:
+    """Embed the distinct facet texts of these days not yet embedded with this model.
+
+    Vectors are stored `chunk` texts at a time, so when a remote batch fails for good (after its
+    retries) the run stops there but keeps every vector already paid for; the next run embeds
+    only the rest.
+    """
     from .embed import make_embedder
 
     t0 = time.monotonic()
     embedder = embedder or make_embedder(settings.embedding)
     missing = store.texts_missing_embeddings(days, embedder.model_id, text_facets(settings))
-    if len(missing):
-        vectors = embedder.embed(missing.text.tolist())
-        store.write_embeddings(embedder.model_id, missing.text_hash.tolist(), missing.text.tolist(), vectors)
-    return {"model": embedder.model_id, "embedded": len(missing), "seconds": round(time.monotonic() - t0, 3)}
+    done = 0
+    for start in range(0, len(missing), max(1, chunk)):
+        part = missing.iloc[start:start + chunk]
+        try:
+            vectors = embedder.embed(part.text.tolist())
+        except Exception as e:
+            raise EmbeddingIncomplete(
+                f"embedding with {embedder.model_id} stopped after {done} of {len(missing)} new texts "
+                f"({type(e).__name__}: {e}); the {done} are stored, the next run embeds the other "
+                f"{len(missing) - done}") from e
+        store.write_embeddings(embedder.model_id, part.text_hash.tolist(), part.text.tolist(), vectors)
+        done += len(part)
+    return {"model": embedder.model_id, "embedded": done, "seconds": round(time.monotonic() - t0, 3)}
 
 
 # ----------------------------------------------------------------------------------------

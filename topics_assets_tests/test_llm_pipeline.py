@@ -561,6 +561,32 @@ def test_embedding_faults_are_retried(settings, server):
     assert n == meta["embedded"]
 
 
+def test_a_batch_that_fails_for_good_keeps_the_vectors_before_it(settings, server):
+    configure(settings, server, custom=False)
+    settings.embedding.model = "openai/test-embed"
+    settings.embedding.api_base = server.url
+    settings.embedding.api_key_env = KEY_ENV
+    settings.embedding.batch_size = 4
+    store, days = load(settings, 12)
+    pipeline.facet_days(store, settings, days)
+    total = len(store.texts_missing_embeddings(days, "openai/test-embed", pipeline.text_facets(settings)))
+    assert total > 16
+    server.reset()
+    # Two chunks of 8 texts (2 requests each) land, then the provider rejects a request outright.
+    server.faults.extend([("slow", 0, {})] * 4 + [("status", 400, {}, "input rejected")])
+    with pytest.raises(pipeline.EmbeddingIncomplete, match=f"stopped after 16 of {total} new texts") as err:
+        pipeline.embed_days(store, settings, days, chunk=8)
+    assert "input rejected" in str(err.value) and f"the next run embeds the other {total - 16}" in str(err.value)
+    assert store.query_df("SELECT count(*) n FROM facet_embeddings").n[0] == 16
+
+    server.reset()
+    rerun = materialize_days(settings, days, ("facet_embeddings",))
+    assert asset_metadata(rerun, "facet_embeddings")["embedded"] == total - 16
+    sent = [t for _, b, _ in server.requests_to("/embeddings") for t in b["input"]]
+    assert len(sent) == total - 16
+    assert store.query_df("SELECT count(*) n FROM facet_embeddings").n[0] == total
+
+
 def test_voyage_embeddings_through_the_sdk_are_cached(settings, server):
     configure(settings, server, custom=False)
     settings.embedding.model = "voyage/voyage-3.5"
