@@ -299,8 +299,9 @@ class Store:
         fdf = pd.DataFrame(rows, columns=FACET_COLUMNS)
         xdf = pd.DataFrame(failures, columns=["trace_id", "project", "day", "reason", "detail"])
         with self.transaction() as c:
-            # Facets of traces that left these days (or were deleted) go with them.
+            # Facets and failures of traces that left these days (or were deleted) go with them.
             _drop_departed(c, "facets", days, live_ids)
+            _drop_departed(c, "facet_failures", days, live_ids)
             if len(fdf):
                 c.register("f", fdf)
                 c.execute("DELETE FROM facets WHERE trace_id IN (SELECT DISTINCT trace_id FROM f)")

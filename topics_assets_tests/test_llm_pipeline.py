@@ -371,6 +371,28 @@ def test_a_trace_that_keeps_failing_is_recorded_then_faceted_next_run(settings, 
     assert_every_trace_faceted_once(store, settings)
 
 
+def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(settings, server):
+    configure(settings, server, custom=False)
+    store = Store(settings.database_path)
+
+    def ingest(timestamp: str, name: str) -> None:
+        write_jsonl([dict(CHAT, timestamp=timestamp)], f"{settings.home}/{name}.jsonl")
+        pipeline.ingest_paths(store, settings, [f"{settings.home}/{name}.jsonl"])
+        pipeline.preprocess_days(store, settings, ["2025-06-02", "2025-06-03"])
+
+    ingest("2025-06-03T08:00:00Z", "first")
+    server.faults.append(("status", 400, {}, "context window exceeded"))
+    assert pipeline.facet_days(store, settings, ["2025-06-03"])["failed"] == 1
+    assert store.query_df("SELECT day::VARCHAR d FROM facet_failures").d.tolist() == ["2025-06-03"]
+
+    ingest("2025-06-02T23:30:00Z", "corrected")  # the same trace, re-sent with its real start time
+    pipeline.facet_days(store, settings, ["2025-06-03"])  # the old day's partition runs first
+    assert store.query_df("SELECT count(*) n FROM facet_failures").n[0] == 0
+    assert pipeline.facet_days(store, settings, ["2025-06-02"])["faceted"] == 1
+    f = store.query_df("SELECT DISTINCT trace_id, day::VARCHAR d FROM facets")
+    assert f.values.tolist() == [["chat-1", "2025-06-02"]]
+
+
 def test_a_killed_run_keeps_the_answers_it_flushed(settings, server):
     """facet_days in a child process, SIGKILLed mid-run: what was flushed stays; the rerun asks only for the rest."""
     configure(settings, server, custom=False, max_in_flight=1)
