@@ -75,6 +75,7 @@ class LLMSettings:
     temperature: float = 0.0
     max_output_tokens: int = 800
     backoff_base_s: float = 0.5  # first retry waits up to this (full jitter, doubling); Retry-After wins
+    circuit_breaker: int = 10  # calls in a row failing for endpoint reasons that stop a run's other calls; 0 = never
 
 
 @dataclass
@@ -180,6 +181,9 @@ ENV_VARS = {
     "TOPICS_LLM_API_BASE": "llm.api_base",
     "TOPICS_LLM_API_KEY_ENV": "llm.api_key_env",
     "TOPICS_LLM_MAX_IN_FLIGHT": "llm.max_in_flight",
+    "TOPICS_LLM_MAX_RETRIES": "llm.max_retries",
+    "TOPICS_LLM_BACKOFF_BASE_S": "llm.backoff_base_s",
+    "TOPICS_LLM_CIRCUIT_BREAKER": "llm.circuit_breaker",
     "TOPICS_EMBEDDING_MODEL": "embedding.model",
     "TOPICS_EMBEDDING_API_BASE": "embedding.api_base",
     "TOPICS_MAX_TOKENS": "preprocess.max_tokens",

@@ -8,6 +8,9 @@ retry policy on top, so an outage, 429s or malformed output cost retries, not da
 - retryable: 429, 408/409/425, 5xx, timeouts, connection errors (exponential backoff, full
   jitter, never shorter than the server's Retry-After). Other 4xx fail at once.
 - output: one JSON object per call; malformed or invalid output is asked for again once.
+- outage: after llm.circuit_breaker calls in a row fail for endpoint reasons (5xx, 429, timeouts,
+  connection, auth) once their retries are spent, the rest of that map() is not sent; those
+  items fail at once with reason circuit_open and are retried on the next run.
 
 litellm is imported lazily (it takes seconds), and with LITELLM_LOCAL_MODEL_COST_MAP set so that
 importing it never reaches for the internet.
@@ -323,6 +326,40 @@ def run_bounded(
     return results
 
 
+# Failures that say the endpoint, not the trace, is the problem: the next call would fail the same way.
+_OUTAGE_REASONS = frozenset({"rate_limited", "server_error", "timeout", "connection", "auth",
+                             "permission_denied", "not_found"})
+
+
+class CircuitBreaker:
+    """Opens after `threshold` calls in a row fail for outage reasons; any answer closes the count.
+
+    Without it a full outage costs every remaining item all of its retries (minutes per item).
+    """
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._streak = 0
+        self._last: LLMError | None = None
+        self.opened = False
+
+    def check(self) -> None:
+        if self.opened:
+            raise LLMError(f"not sent: {self._streak} calls in a row failed, the endpoint looks down "
+                           f"(last: {self._last}); retried on the next run", reason="circuit_open")
+
+    def record(self, error: BaseException | None) -> None:
+        with self._lock:
+            if isinstance(error, LLMError) and error.reason in _OUTAGE_REASONS:
+                self._streak += 1
+                self._last = error
+                if self.threshold > 0 and self._streak >= self.threshold:
+                    self.opened = True
+            elif not self.opened:
+                self._streak = 0
+
+
 # --------------------------------------------------------------------------------------------
 # the chat client
 # --------------------------------------------------------------------------------------------
@@ -354,7 +391,7 @@ class LLMClient:
             api_key = os.environ.get(settings.api_key_env)
         self._api_key = api_key
         if backoff_base_s is None:
-            backoff_base_s = getattr(settings, "backoff_base_s", BACKOFF_BASE_S)
+            backoff_base_s = settings.backoff_base_s
         self.retry = RetryPolicy(settings.max_retries, backoff_base_s, backoff_cap_s, max_retry_after_s)
         self._lock = threading.Lock()
         self._format_mode: str | None = None  # decided on first use (needs litellm)
@@ -400,8 +437,29 @@ class LLMClient:
 
     # -- calls -----------------------------------------------------------------------------------
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any], on_done: Callable[[int, Any], None] | None = None) -> list:
-        """fn over items, at most settings.max_in_flight at once; see run_bounded."""
-        return run_bounded(fn, items, self.settings.max_in_flight, on_done)
+        """fn over items, at most settings.max_in_flight at once; see run_bounded.
+
+        A CircuitBreaker (settings.circuit_breaker) watches the calls: once it opens, items not yet
+        started fail at once with LLMError(reason="circuit_open") instead of waiting out retries.
+        """
+        breaker = CircuitBreaker(self.settings.circuit_breaker)
+
+        def guarded(item: Any) -> Any:
+            try:
+                breaker.check()
+            except LLMError:
+                with self._lock:
+                    self._failures["circuit_open"] += 1
+                raise
+            try:
+                result = fn(item)
+            except BaseException as e:
+                breaker.record(e)
+                raise
+            breaker.record(None)
+            return result
+
+        return run_bounded(guarded, items, self.settings.max_in_flight, on_done)
 
     def complete_json(
         self,

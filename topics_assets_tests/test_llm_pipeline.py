@@ -371,6 +371,44 @@ def test_a_trace_that_keeps_failing_is_recorded_then_faceted_next_run(settings, 
     assert_every_trace_faceted_once(store, settings)
 
 
+def test_an_outage_opens_the_circuit_instead_of_retrying_every_trace(settings, server):
+    configure(settings, server, custom=False, max_in_flight=2, circuit_breaker=4)  # 4 attempts per call
+    store, days = load(settings, 30)
+    server.faults.extend([("status", 503, {})] * 1000)
+    started = time.monotonic()
+    meta = pipeline.facet_days(store, settings, days)
+
+    # Only the calls up to the 4th failure in a row (plus the one beside it) were sent, 4 attempts each.
+    assert len(chats(server)) <= (4 + 1) * 4 and time.monotonic() - started < 10
+    reasons = meta["failures_by_reason"]
+    assert meta["failed"] == 30 and set(reasons) == {"server_error", "circuit_open"} and reasons["circuit_open"] >= 25
+    fails = store.query_df("SELECT reason, detail FROM facet_failures")
+    assert len(fails) == 30
+    assert fails[fails.reason == "circuit_open"].detail.str.contains("endpoint looks down").all()
+
+    server.reset()  # the endpoint is back: the next run facets every trace
+    assert pipeline.facet_days(store, settings, days)["faceted"] == 30
+    assert_every_trace_faceted_once(store, settings)
+
+
+def test_failures_between_answers_do_not_open_the_circuit(settings, server):
+    configure(settings, server, custom=False, max_in_flight=1, circuit_breaker=2)
+    store, days = load(settings, 10)
+    # Every other call fails for good (4 attempts) and the one after it is answered.
+    server.faults.extend(([("status", 500, {})] * 4 + [("slow", 0, {})]) * 5)
+    meta = pipeline.facet_days(store, settings, days)
+    assert meta["failures_by_reason"] == {"server_error": 5} and meta["faceted"] == 5
+
+
+def test_llm_retry_and_breaker_settings_come_from_the_environment():
+    from topics_assets.config import load_settings
+
+    s = load_settings(env={"TOPICS_LLM_CIRCUIT_BREAKER": "0", "TOPICS_LLM_MAX_RETRIES": "2",
+                           "TOPICS_LLM_BACKOFF_BASE_S": "0.25"})
+    assert (s.llm.circuit_breaker, s.llm.max_retries, s.llm.backoff_base_s) == (0, 2, 0.25)
+    assert load_settings(env={}).llm.circuit_breaker == 10
+
+
 def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(settings, server):
     configure(settings, server, custom=False)
     store = Store(settings.database_path)
