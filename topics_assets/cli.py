@@ -108,6 +108,8 @@ def ingest(settings: Settings, paths: tuple[str, ...], project: str | None) -> N
     _register(settings, summary["projects"])
     click.echo(f"loaded {summary['loaded']}, updated {summary['updated']}, unchanged {summary['unchanged']}, "
                f"quarantined {summary['quarantined']}")
+    if summary["merged"]:
+        click.echo(f"  {summary['merged']} OTLP trace(s) had spans in more than one export; their spans were merged")
     for reason, n in sorted(summary["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  quarantined {n}: {reason}")
     if summary["quarantined"]:

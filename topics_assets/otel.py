@@ -772,6 +772,28 @@ class OtlpAssembler:
             return quarantined(str(e))
 
 
+SPAN_FORMATS = frozenset({"otel", "openinference"})  # formats whose traces may arrive in several exports
+
+
+def merge_exports(earlier: Trace, later: Trace) -> Trace:
+    """One trace from two exports of its spans (exporter batches, rotated or separate files).
+
+    A span is immutable once ended, so the union is the trace; a span in both comes from the later
+    export, so a fuller re-export still replaces everything it re-sends.
+    """
+    spans = {s.id: s for s in earlier.spans}
+    spans.update({s.id: s for s in later.spans})
+
+    def has_root(t: Trace) -> bool:
+        return any(s.parent_id is None for s in t.spans)
+
+    # The project comes from the root span's resource: keep the earlier one if only it has the root.
+    project = earlier.project if has_root(earlier) and not has_root(later) else later.project
+    fmt = "openinference" if "openinference" in (earlier.format, later.format) else later.format
+    return Trace(later.trace_id, project, min(earlier.started_at, later.started_at), list(spans.values()), fmt,
+                 later.labels or earlier.labels)
+
+
 def _has_content(s: Span) -> bool:
     if s.type == "score":
         return False  # dropped by the preprocessor anyway

@@ -45,8 +45,14 @@ def text_facets(settings: Settings) -> list[str]:
 
 def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project: str | None = None,
                  on_record: Callable[[str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one."""
+    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one.
+
+    OTLP traces are the exception: their spans may come in several exports (batches, rotated files),
+    so the spans of a trace id already stored, or seen earlier in this call, are merged with the
+    new ones (otel.merge_exports) instead of replaced.
+    """
     from .formats import read_file
+    from .otel import SPAN_FORMATS, merge_exports
 
     now = now or datetime.now(timezone.utc)
     start = date.fromisoformat(settings.partitions_start)
@@ -57,7 +63,25 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
     days: set[str] = set()
     projects: set[str] = set()
 
+    span_traces: dict[str, tuple[Trace, str]] = {}  # OTLP traces of this batch, by id, with their file
+
+    def add_row(trace: Trace, path: str) -> None:
+        payload = trace.to_json()
+        rows.append({"trace_id": trace.trace_id, "project": trace.project, "day": trace.day,
+                     "started_at": trace.started_at, "format": trace.format, "source": path,
+                     "payload": payload, "payload_hash": sha256_text(payload)})
+        days.add(trace.day)
+        projects.add(trace.project)
+
     def flush() -> None:
+        stored = store.raw_payloads(list(span_traces), SPAN_FORMATS)
+        for tid, (trace, path) in span_traces.items():
+            if tid in stored:
+                merged = merge_exports(Trace.from_json(stored[tid]), trace)
+                counts["merged"] += len(merged.spans) > len(trace.spans)
+                trace = merged
+            add_row(trace, path)
+        span_traces.clear()
         counts.update(store.upsert_raw_traces(rows))
         store.add_quarantined(quarantined)
         rows.clear()
@@ -79,17 +103,19 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
                 quarantine(Quarantined(str(path), None, (
                     f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
                     "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
+            elif item.format in SPAN_FORMATS:
+                if item.trace_id in span_traces:
+                    merged = merge_exports(span_traces[item.trace_id][0], item)
+                    counts["merged"] += len(merged.spans) > len(item.spans)  # it brought spans the new part lacks
+                    item = merged
+                span_traces[item.trace_id] = (item, str(path))
             else:
-                payload = item.to_json()
-                rows.append({"trace_id": item.trace_id, "project": item.project, "day": item.day,
-                             "started_at": item.started_at, "format": item.format, "source": str(path),
-                             "payload": payload, "payload_hash": sha256_text(payload)})
-                days.add(item.day)
-                projects.add(item.project)
-            if len(rows) + len(quarantined) >= INGEST_BATCH:
+                add_row(item, str(path))
+            if len(rows) + len(span_traces) + len(quarantined) >= INGEST_BATCH:
                 flush()
     flush()
     return {"loaded": counts["loaded"], "updated": counts["updated"], "unchanged": counts["unchanged"],
+            "merged": counts["merged"],
             "quarantined": counts["quarantined"], "quarantine_reasons": dict(reasons),
             "days": sorted(days), "projects": sorted(projects)}
 

@@ -261,6 +261,15 @@ class Store:
             c.unregister("changed")
         return counts
 
+    def raw_payloads(self, trace_ids: list[str], formats: Iterable[str]) -> dict[str, str]:
+        """Stored payloads of these traces, where they were stored in one of `formats`."""
+        if not trace_ids:
+            return {}
+        with self.conn() as c:
+            return dict(c.execute(
+                """SELECT trace_id, payload FROM raw_traces WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))
+                   AND format IN (SELECT unnest(?::VARCHAR[]))""", [trace_ids, sorted(formats)]).fetchall())
+
     def add_quarantined(self, rows: list[dict]) -> None:
         if not rows:
             return

@@ -446,6 +446,45 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
     assert (f["faceted"], f["cache_hits"]) == (0, 1)
 
 
+@pytest.mark.parametrize("order", ["in order", "reversed"])
+def test_spans_of_one_trace_split_over_two_files_are_merged(tmp_path, settings, order):
+    """A file exporter rotated mid-trace: each file holds some of its spans; together they are the trace."""
+    from topics_assets.pipeline import ingest_paths, preprocess_days
+    from topics_assets.store import Store
+
+    settings.partitions_start = "2020-01-01"
+    path = tmp_path / "otel.jsonl"
+    provider, tracer = tracer_to(path, **{"topics.project": "weather"})
+    genai_agent(tracer, fail_tool=True)
+    provider.shutdown()
+    lines = path.read_text().splitlines()
+    first, second = tmp_path / "otel.1.jsonl", tmp_path / "otel.2.jsonl"
+    first.write_text("\n".join(lines[:2]) + "\n")  # the first LLM call and the failed tool call
+    second.write_text("\n".join(lines[2:]) + "\n")  # the final LLM call and the root span
+    files = [first, second] if order == "in order" else [second, first]
+
+    def content(store):
+        return store.query_df("SELECT project, n_spans, content FROM traces").iloc[0]
+
+    whole = Store(str(tmp_path / "whole.duckdb"))
+    day = ingest_paths(whole, settings, [str(path)])["days"]
+    preprocess_days(whole, settings, day)
+
+    split_store = Store(str(tmp_path / "split.duckdb"))
+    s1 = ingest_paths(split_store, settings, [str(files[0])])
+    s2 = ingest_paths(split_store, settings, [str(files[1])])
+    assert (s1["loaded"], s2["updated"], s2["merged"]) == (1, 1, 1)
+    assert split_store.query_df("SELECT count(*) n FROM raw_traces").n[0] == 1
+    preprocess_days(split_store, settings, day)
+    merged, expected = content(split_store), content(whole)
+    assert merged.n_spans == expected.n_spans == 4 and merged.project == "weather"
+    assert merged.content == expected.content
+    assert "weather API timed out" in merged.content and "the weather service is down" in merged.content
+
+    again = ingest_paths(split_store, settings, [str(f) for f in files])  # both parts again, in one call
+    assert (again["unchanged"], again["updated"]) == (1, 0)
+
+
 _mutations = st.sampled_from(["delete", "null", "string", "number", "list", "dict", "hexjunk", "deep"])
 
 
