@@ -1,6 +1,6 @@
 """Sensors and schedules on an ephemeral Dagster instance, over a real DuckDB file."""
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from dagster import (
@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from topics_assets.definitions import build_defs
-from topics_assets.defs.partitions import PROJECTS, map_key
+from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_topic_map
 from topics_assets.pipeline import ingest_paths
@@ -75,14 +75,44 @@ def test_gate_sensor_requests_maps_above_the_gates(settings, instance):
 def test_new_traces_sensor_requests_pending_days_then_skips(settings, instance):
     summary = _ingest(settings)
     defs = build_defs(settings)
-    request = _evaluate(_sensor(defs, "new_traces"), instance, settings)
+    (request,) = _evaluate(_sensor(defs, "new_traces"), instance, settings)
     assert isinstance(request, RunRequest)
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary["days"][0], summary["days"][-1])
     run_days(defs, instance, summary["days"], RunSummary())
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
     # A later version of a trace (more spans) makes its day pending again.
     _ingest(settings, n=3, seed=99, days=1)
-    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), RunRequest)
+    assert [type(r) for r in _evaluate(_sensor(defs, "new_traces"), instance, settings)] == [RunRequest]
+
+
+def test_pending_days_far_apart_go_to_separate_runs(settings, instance):
+    """A late trace from weeks ago must not make one run re-read every day in between."""
+    recent = _ingest(settings, n=30, seed=21, days=2)["days"]
+    old_day = (date.fromisoformat(recent[0]) - timedelta(days=40)).isoformat()
+    path = f"{settings.home}/late.jsonl"
+    late = generate_traces(n_traces=3, days=1, seed=8, project="shop", end=date.fromisoformat(old_day))
+    write_jsonl(late, path)
+    ingest_paths(Store(settings.database_path), settings, [path])
+    defs = build_defs(settings)
+
+    requests = _evaluate(_sensor(defs, "new_traces"), instance, settings)
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [(old_day, old_day), (recent[0], recent[-1])]
+    run_days(defs, instance, [old_day] + recent, RunSummary())
+    ranges = sorted((r.tags[RANGE_START], r.tags[RANGE_END]) for r in instance.get_runs())
+    assert ranges == [(old_day, old_day), (recent[0], recent[-1])]
+    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
+
+
+def test_day_ranges_split_at_the_widest_gaps_and_stay_bounded():
+    assert day_ranges([]) == []
+    assert day_ranges(["2025-03-02", "2025-03-01", "2025-03-04"]) == [("2025-03-01", "2025-03-04")]  # gap of 1
+    assert day_ranges(["2025-03-01", "2025-03-10", "2025-03-11"]) == [("2025-03-01", "2025-03-01"),
+                                                                        ("2025-03-10", "2025-03-11")]
+    scattered = [date(2025, 1, 1) + timedelta(days=10 * i + i * i) for i in range(30)]
+    ranges = day_ranges([d.isoformat() for d in scattered], max_runs=4)
+    assert len(ranges) == 4 and ranges[0][0] == "2025-01-01" and ranges[-1][1] == scattered[-1].isoformat()
+    # the widest gaps (at the end, where they grow) are the ones split
+    assert [r[0] for r in ranges[1:]] == [d.isoformat() for d in scattered[-3:]]
 
 
 def test_changed_preprocess_settings_make_days_pending_and_reprocess(settings, instance):
@@ -92,7 +122,7 @@ def test_changed_preprocess_settings_make_days_pending_and_reprocess(settings, i
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
     settings.preprocess.extra_patterns = {"ORDER": r"\bA\d{4,}\b"}
     defs = build_defs(settings)
-    assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), RunRequest)
+    assert [type(r) for r in _evaluate(_sensor(defs, "new_traces"), instance, settings)] == [RunRequest]
     result = RunSummary()
     run_days(defs, instance, summary["days"], result)
     assert result.metadata["traces"]["preprocessed"] == 20 and result.metadata["traces"]["unchanged"] == 0

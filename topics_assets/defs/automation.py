@@ -26,7 +26,7 @@ from dagster_duckdb import DuckDBResource
 from .. import pipeline
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, map_key
+from .partitions import PROJECTS, day_ranges, map_key
 from .resources import store_from
 from .runner import RANGE_END, RANGE_START, register_projects
 
@@ -93,8 +93,9 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         if in_flight(context.instance, PROCESS_DAYS):
             return SkipReason(f"{len(days)} day(s) pending; a {PROCESS_DAYS} run is already in flight")
         watermark = store.query_df("SELECT max(ingested_at)::VARCHAR AS w, count(*) AS n FROM raw_traces").iloc[0]
-        run_key = f"pending:{days[0]}..{days[-1]}:{watermark.w}:{watermark.n}"
-        return RunRequest(run_key=run_key, tags=day_range_tags(days))
+        return [RunRequest(run_key=f"pending:{first}..{last}:{watermark.w}:{watermark.n}",
+                           tags=day_range_tags([first, last]))
+                for first, last in day_ranges(days)]
 
     @schedule(cron_schedule=settings.automation.regenerate_cron, job_name=GENERATE_TOPIC_MAPS,
               default_status=DefaultScheduleStatus.RUNNING, execution_timezone="UTC",

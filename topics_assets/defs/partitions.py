@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from dagster import (
     DailyPartitionsDefinition,
     DynamicPartitionsDefinition,
@@ -29,3 +31,27 @@ def map_partitions(settings: Settings) -> MultiPartitionsDefinition:
 
 def map_key(project: str, facet: str) -> MultiPartitionKey:
     return MultiPartitionKey({"project": project, "facet": facet})
+
+
+MAX_GAP_DAYS = 3  # days with no work between two pending days before they go to separate runs
+MAX_RANGE_RUNS = 8  # at most this many runs for one batch of pending days; wider gaps split first
+
+
+def day_ranges(days: list[str], max_gap: int = MAX_GAP_DAYS, max_runs: int = MAX_RANGE_RUNS) -> list[tuple[str, str]]:
+    """(first, last) day ranges covering `days`: one per cluster of nearby days, not one span over all.
+
+    A single-run backfill covers every day between its ends, so one late trace from months ago
+    would otherwise re-read every day in between.
+    """
+    days = sorted(set(days))
+    if not days:
+        return []
+    ordinals = [date.fromisoformat(d).toordinal() for d in days]
+    gaps = [(ordinals[i + 1] - ordinals[i] - 1, i) for i in range(len(days) - 1)]
+    splits = sorted(i for gap, i in sorted(gaps, reverse=True)[: max(0, max_runs - 1)] if gap > max_gap)
+    ranges, start = [], 0
+    for i in splits:
+        ranges.append((days[start], days[i]))
+        start = i + 1
+    ranges.append((days[start], days[-1]))
+    return ranges

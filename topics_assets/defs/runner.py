@@ -15,7 +15,7 @@ from .. import pipeline
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, map_key
+from .partitions import PROJECTS, day_ranges, map_key
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -58,11 +58,10 @@ def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summar
 
 def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summary: RunSummary,
              job_name: str = PROCESS_DAYS) -> None:
-    """One run over the contiguous range of days that covers `days`."""
-    if days:
-        days = sorted(days)
-        _execute(defs, instance, job_name, summary, tags={RANGE_START: days[0], RANGE_END: days[-1]})
-        summary.days = sorted(set(summary.days) | set(days))
+    """One run per cluster of nearby days (partitions.day_ranges), each over its contiguous range."""
+    for first, last in day_ranges(days):
+        _execute(defs, instance, job_name, summary, tags={RANGE_START: first, RANGE_END: last})
+    summary.days = sorted(set(summary.days) | set(days))
 
 
 def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, facet: str, summary: RunSummary) -> None:
