@@ -76,6 +76,13 @@ def configure(settings, server, custom=True, **llm):
     return settings
 
 
+def configure_embeddings(settings, server, model: str) -> None:
+    """settings.embedding pointed at the fake server, with the key in the env var it names."""
+    settings.embedding.model = model
+    settings.embedding.api_base = server.url
+    settings.embedding.api_key_env = KEY_ENV
+
+
 def load(settings, n: int, seed: int = 5, extra: list[dict] | None = None, days: int = 2) -> tuple[Store, list[str]]:
     """Ingest and preprocess n synthetic traces (plus `extra` chat records); the days they span."""
     store = Store(settings.database_path)
@@ -520,9 +527,7 @@ def test_llm_names_of_a_generated_topic_map_are_unique_and_land(settings, server
     configure(settings, server, custom=False)
     settings.gates.min_traces = 100
     settings.gates.min_unique_facets = 50
-    settings.embedding.model = "openai/test-embed"
-    settings.embedding.api_base = server.url
-    settings.embedding.api_key_env = KEY_ENV
+    configure_embeddings(settings, server, "openai/test-embed")
     server.chat_handler = extractive_answer
     server.embed_handler = bag_of_words
     store, days = load(settings, 300, seed=9, days=3)
@@ -562,9 +567,7 @@ def test_llm_names_of_a_generated_topic_map_are_unique_and_land(settings, server
 # ----------------------------------------------------------------------------------------------
 def test_litellm_embeddings_are_batched_and_cached(settings, server):
     configure(settings, server, custom=False)
-    settings.embedding.model = "openai/test-embed"
-    settings.embedding.api_base = server.url
-    settings.embedding.api_key_env = KEY_ENV
+    configure_embeddings(settings, server, "openai/test-embed")
     settings.embedding.batch_size = 16
     store, days = load(settings, 40)
     pipeline.facet_days(store, settings, days)
@@ -606,9 +609,7 @@ def test_litellm_embeddings_are_batched_and_cached(settings, server):
 
 def test_embedding_faults_are_retried(settings, server):
     configure(settings, server, custom=False)
-    settings.embedding.model = "openai/test-embed"
-    settings.embedding.api_base = server.url
-    settings.embedding.api_key_env = KEY_ENV
+    configure_embeddings(settings, server, "openai/test-embed")
     store, days = load(settings, 10)
     pipeline.facet_days(store, settings, days)
     server.reset()
@@ -623,9 +624,7 @@ def test_embedding_faults_are_retried(settings, server):
 
 def test_a_batch_that_fails_for_good_keeps_the_vectors_before_it(settings, server):
     configure(settings, server, custom=False)
-    settings.embedding.model = "openai/test-embed"
-    settings.embedding.api_base = server.url
-    settings.embedding.api_key_env = KEY_ENV
+    configure_embeddings(settings, server, "openai/test-embed")
     settings.embedding.batch_size = 4
     store, days = load(settings, 12)
     pipeline.facet_days(store, settings, days)
@@ -649,9 +648,7 @@ def test_a_batch_that_fails_for_good_keeps_the_vectors_before_it(settings, serve
 
 def test_voyage_embeddings_through_the_sdk_are_cached(settings, server):
     configure(settings, server, custom=False)
-    settings.embedding.model = "voyage/voyage-3.5"
-    settings.embedding.api_base = server.url
-    settings.embedding.api_key_env = KEY_ENV
+    configure_embeddings(settings, server, "voyage/voyage-3.5")
     store, days = load(settings, 10)
     pipeline.facet_days(store, settings, days)
     server.reset()
