@@ -73,14 +73,15 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
         days.add(trace.day)
         projects.add(trace.project)
 
+    def merge(earlier: Trace, later: Trace) -> Trace:
+        merged = merge_exports(earlier, later)
+        counts["merged"] += len(merged.spans) > len(later.spans)  # the earlier part brought spans of its own
+        return merged
+
     def flush() -> None:
         stored = store.raw_payloads(list(span_traces), SPAN_FORMATS)
         for tid, (trace, path) in span_traces.items():
-            if tid in stored:
-                merged = merge_exports(Trace.from_json(stored[tid]), trace)
-                counts["merged"] += len(merged.spans) > len(trace.spans)
-                trace = merged
-            add_row(trace, path)
+            add_row(merge(Trace.from_json(stored[tid]), trace) if tid in stored else trace, path)
         span_traces.clear()
         counts.update(store.upsert_raw_traces(rows))
         store.add_quarantined(quarantined)
@@ -105,9 +106,7 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
                     "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
             elif item.format in SPAN_FORMATS:
                 if item.trace_id in span_traces:
-                    merged = merge_exports(span_traces[item.trace_id][0], item)
-                    counts["merged"] += len(merged.spans) > len(item.spans)  # it brought spans the new part lacks
-                    item = merged
+                    item = merge(span_traces[item.trace_id][0], item)
                 span_traces[item.trace_id] = (item, str(path))
             else:
                 add_row(item, str(path))
