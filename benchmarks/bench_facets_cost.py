@@ -3,7 +3,7 @@
 Why: a trace's tokens should be paid once however many facets are configured; each extra facet
 costs only its own prompt line and schema entry. Naive per-facet calls would pay ~5x.
 
-How: traces are ingested and preprocessed for real, then `pipeline.facet_days` runs against a
+How: traces are ingested and preprocessed for real, then `facet_days` runs against a
 loopback OpenAI-compatible server (FakeLLMServer) with 1 facet (task) and then 5 facets (task,
 sentiment, issues, an enum and a 1-5 score) on the same store. Input tokens are counted with
 topics_assets.tokens.count_tokens (o200k_base, the GPT-4o tokenizer) on the messages each request
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from topics_assets import pipeline  # noqa: E402
+from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import FacetSpec, load_settings  # noqa: E402
 from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
@@ -61,7 +62,7 @@ def request_tokens(body: dict) -> tuple[int, int]:
 def run(settings, store, days, server) -> dict:
     server.reset()
     t0 = time.monotonic()
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     bodies = [b for _, b, _ in server.requests_to("/chat/completions")]
     msg = sch = 0
     for b in bodies:

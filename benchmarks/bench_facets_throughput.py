@@ -1,4 +1,4 @@
-"""Facet throughput against a slow LLM: traces/s through `pipeline.facet_days` with 32 calls in flight.
+"""Facet throughput against a slow LLM: traces/s through `facet_days` with 32 calls in flight.
 
 Why: with a real provider every call waits on the network and the model, so throughput comes from
 concurrency, not from the client. At 250 ms a call and 32 in flight the ceiling is 128 traces/s;
@@ -7,7 +7,7 @@ DuckDB writes) comes off that ceiling, and under the GIL it adds up.
 
 How: synthetic traces are ingested and preprocessed (not timed); an OpenAI-compatible server
 (`python -m topics_assets_tests.llm_server --latency 0.25`) runs in its own process so it does not
-share this process's GIL; then `pipeline.facet_days` is timed end to end (reads, every LLM call
+share this process's GIL; then `facet_days` is timed end to end (reads, every LLM call
 through litellm, validation, writes to the DuckDB file). litellm is imported before the clock
 starts. The machine's load average is printed: on a shared box other processes take CPU too.
 
@@ -31,8 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from topics_assets import pipeline  # noqa: E402
+from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
-from topics_assets.llm import _litellm  # noqa: E402
+from topics_assets.llm.client import litellm_module  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
 from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
 
@@ -65,16 +66,16 @@ def main() -> None:
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
             days = pipeline.ingest_paths(store, settings, [str(path)])["days"]
             pipeline.preprocess_days(store, settings, days)
-            _litellm()
+            litellm_module()
 
             load_before = os.getloadavg()[0]
             cpu0, t0 = time.process_time(), time.monotonic()
-            meta = pipeline.facet_days(store, settings, days)
+            meta = facet_days(store=store, settings=settings, days=days).to_metadata()
             wall = time.monotonic() - t0
             cpu = time.process_time() - cpu0
             rows = store.query_df("SELECT count(*) n FROM facets WHERE engine = 'llm'").n[0]
             t1 = time.monotonic()
-            rerun = pipeline.facet_days(store, settings, days)
+            rerun = facet_days(store=store, settings=settings, days=days).to_metadata()
             rerun_wall = time.monotonic() - t1
     finally:
         server.kill()

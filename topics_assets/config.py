@@ -151,6 +151,11 @@ class Settings:
     def facet_names(self) -> list[str]:
         return [f.name for f in self.facets]
 
+    @property
+    def text_facet_names(self) -> list[str]:
+        """Facets that get topic maps (free text); enum and score facets are already categorical."""
+        return [f.name for f in self.facets if f.kind == "text"]
+
     def facet(self, name: str) -> FacetSpec:
         for f in self.facets:
             if f.name == name:

@@ -20,18 +20,13 @@ import numpy as np
 import pandas as pd
 
 from .config import Settings
-from .journal import FacetJournal
+from .embed.stage import EmbeddingIncomplete, embed_days  # noqa: F401
+from .facets.stage import facet_days, text_hash  # noqa: F401
 from .store import GenerationConflict, Store, now_utc
 from .topic_map import NO_MATCH, TopicMap, classify_vectors, match_ids
 from .traces import Quarantined, Trace, sha256_text
 
 INGEST_BATCH = 2_000
-FACET_FLUSH_EVERY = 256  # traces per facets write: bounds what a crash can lose
-EMBED_CHUNK = 2048  # texts per embeddings write: bounds what a failed remote batch can lose
-
-
-def text_hash(text: str) -> str:
-    return sha256_text(text)[:32]
 
 
 def text_facets(settings: Settings) -> list[str]:
@@ -164,153 +159,6 @@ def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[s
     return {"raw_traces": len(raw), "preprocessed": counts["preprocessed"], "unchanged": counts["unchanged"],
             "failed": counts["failed"], "tokens_before": tokens_before, "tokens_after": tokens_after,
             "redactions": dict(redactions), "seconds": round(time.monotonic() - t0, 3)}
-
-
-# ----------------------------------------------------------------------------------------
-# facet
-
-
-def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
-               flush_every: int = FACET_FLUSH_EVERY) -> dict[str, Any]:
-    """Facet every trace of these days whose content, facet definitions or model changed.
-
-    LLM calls run at most llm.max_in_flight at a time; answers are written every `flush_every`
-    traces, so a crash or a cancelled run keeps what was already paid for. A trace that fails is
-    recorded in facet_failures with its reason and, having no current facets, is tried again on
-    the next run.
-    """
-    from .facets import make_engine
-
-    t0 = time.monotonic()
-    engine = engine or make_engine(settings)
-    traces = store.query_df(
-        """SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
-           WHERE status = 'ok' AND day::VARCHAR IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id""", [days])
-    have = store.query_df(
-        """SELECT f.trace_id, f.facet, f.content_hash, f.facets_hash, f.model FROM facets f
-           WHERE f.day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))""", [days])
-    fhash = settings.facets_hash()
-    wanted = set(settings.facet_names)
-    current: dict[str, set[str]] = {}
-    for r in have.itertuples(index=False):
-        current.setdefault(r.trace_id, set())
-        if r.facets_hash == fhash and r.model == engine.model:
-            current[r.trace_id].add(f"{r.facet}\0{r.content_hash}")
-    todo = [t for t in traces.itertuples(index=False)
-            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get(t.trace_id, set())]
-
-    live_ids = traces.trace_id.tolist()
-    rows: list[dict] = []
-    failures: list[dict] = []
-    reasons: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    pending = 0
-
-    def flush() -> None:
-        nonlocal pending
-        store.write_facets(days, rows, failures, live_ids=live_ids)
-        rows.clear()
-        failures.clear()
-        pending = 0
-
-    client = getattr(engine, "client", None)
-    # LLM answers are journaled as they arrive, so a killed run's answers are not paid for again.
-    journal = FacetJournal.beside(store.database) if client is not None else None
-    journaled = journal.load() if journal is not None else {}
-
-    def key(t) -> tuple[str, str, str, str]:
-        return (t.trace_id, t.content_hash, fhash, engine.model)
-
-    def on_done(i: int, res: Any) -> None:
-        nonlocal pending
-        t = todo[i]
-        if journal is not None and not isinstance(res, BaseException) and key(t) not in journaled:
-            journal.append(key(t), res)
-        if isinstance(res, BaseException):
-            reason = getattr(res, "reason", None) or type(res).__name__
-            reasons[reason] += 1
-            counts["failed"] += 1
-            failures.append({"trace_id": t.trace_id, "project": t.project, "day": t.day, "reason": reason,
-                             "detail": f"{type(res).__name__}: {res}"[:2000]})
-        else:
-            counts["faceted"] += 1
-            created = now_utc()
-            for name, text in res.items():
-                rows.append({"trace_id": t.trace_id, "facet": name, "project": t.project, "day": t.day,
-                             "text": text, "text_hash": text_hash(text), "engine": engine.engine,
-                             "model": engine.model, "content_hash": t.content_hash, "facets_hash": fhash,
-                             "created_at": created})
-        pending += 1
-        if pending >= flush_every:
-            flush()
-
-    def run_one(t):
-        return engine.facet(t.content)
-
-    before = client.stats if client is not None else None
-    if client is not None:
-        fresh = []
-        for i, t in enumerate(todo):
-            if key(t) in journaled:
-                counts["journal_hits"] += 1
-                on_done(i, journaled[key(t)])
-            else:
-                fresh.append(i)
-        client.map(lambda i: run_one(todo[i]), fresh, on_done=lambda j, res: on_done(fresh[j], res))
-    else:
-        for i, t in enumerate(todo):
-            try:
-                res = run_one(t)
-            except Exception as e:  # noqa: BLE001 - recorded per trace
-                res = e
-            on_done(i, res)
-    flush()  # also drops facets of traces that left these days, when nothing was to do
-    if journal is not None:
-        journal.finish(stored={key(t) for t in todo})
-    meta: dict[str, Any] = {"traces": len(traces), "faceted": counts["faceted"],
-                            "cache_hits": len(traces) - len(todo), "journal_hits": counts["journal_hits"],
-                            "failed": counts["failed"],
-                            "failures_by_reason": dict(reasons), "engine": engine.engine, "model": engine.model,
-                            "seconds": round(time.monotonic() - t0, 3)}
-    if client is not None:
-        meta.update({f"llm_{k}": v for k, v in client.stats_since(before).items()})
-    return meta
-
-
-# ----------------------------------------------------------------------------------------
-# embed
-
-
-class EmbeddingIncomplete(RuntimeError):
-    """Some new facet texts could not be embedded; the ones before them were stored."""
-
-
-def embed_days(store: Store, settings: Settings, days: list[str], embedder=None,
-               chunk: int = EMBED_CHUNK) -> dict[str, Any]:
-    """Embed the distinct facet texts of these days not yet embedded with this model.
-
-    Vectors are stored `chunk` texts at a time, so when a remote batch fails for good (after its
-    retries) the run stops there but keeps every vector already paid for; the next run embeds
-    only the rest.
-    """
-    from .embed import make_embedder
-
-    t0 = time.monotonic()
-    embedder = embedder or make_embedder(settings.embedding)
-    missing = store.texts_missing_embeddings(days, embedder.model_id, text_facets(settings))
-    done = 0
-    for start in range(0, len(missing), max(1, chunk)):
-        part = missing.iloc[start:start + chunk]
-        try:
-            vectors = embedder.embed(part.text.tolist())
-        except Exception as e:
-            raise EmbeddingIncomplete(
-                f"embedding with {embedder.model_id} stopped after {done} of {len(missing)} new texts "
-                f"({type(e).__name__}: {e}); the {done} are stored, the next run embeds the other "
-                f"{len(missing) - done}") from e
-        store.write_embeddings(embedder.model_id, part.text_hash.tolist(), part.text.tolist(), vectors)
-        done += len(part)
-    return {"model": embedder.model_id, "embedded": done, "seconds": round(time.monotonic() - t0, 3)}
 
 
 # ----------------------------------------------------------------------------------------

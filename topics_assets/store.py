@@ -325,6 +325,18 @@ class Store:
                 )
                 c.unregister("x")
 
+    def traces_to_facet(self, days: list[str]) -> pd.DataFrame:
+        """Preprocessed traces of these days that can be faceted."""
+        return self.query_df(
+            """SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
+               WHERE status = 'ok' AND day::VARCHAR IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id""", [days])
+
+    def facet_versions(self, days: list[str]) -> pd.DataFrame:
+        """What each stored facet of these days was made from (content, facet definitions, model)."""
+        return self.query_df(
+            """SELECT f.trace_id, f.facet, f.content_hash, f.facets_hash, f.model FROM facets f
+               WHERE f.day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))""", [days])
+
     # ----- embeddings --------------------------------------------------------------
     def texts_missing_embeddings(self, days: list[str], model: str, facets: list[str]) -> pd.DataFrame:
         return self.query_df(

@@ -188,7 +188,7 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
     assert error.startswith(f"custom preprocessor {custom_module}:explode_on_vip failed on trace vip: ValueError: "
                             "VIP traces are not for analytics\nTraceback (most recent call last):")
     assert "in _helper" in error and f"{custom_module}.py" in error
-    assert facet_days(store, settings, days)["traces"] == 2  # the failed trace is not faceted
+    assert facet_days(store=store, settings=settings, days=days).to_metadata()["traces"] == 2  # the failed trace is not faceted
     # Fixed (another function): every trace is preprocessed with it, the failed one now succeeds ...
     settings.preprocess.custom = f"{custom_module}:no_tools"
     meta = preprocess_days(store, settings, days)

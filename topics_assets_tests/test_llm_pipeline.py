@@ -23,6 +23,8 @@ import yaml
 from dagster import instance_for_test, materialize
 
 from topics_assets import pipeline
+from topics_assets.embed.stage import EmbeddingIncomplete, embed_days
+from topics_assets.facets.stage import facet_days
 from topics_assets.config import FacetSpec
 from topics_assets.defs.assets import build_assets
 from topics_assets.defs.partitions import PROJECTS, map_key
@@ -201,7 +203,7 @@ def test_facets_asset_metadata_reports_calls_tokens_cost_cache_and_failures(sett
 def test_unpriced_model_reports_cost_unknown(settings, server):
     configure(settings, server, custom=False)
     store, days = load(settings, 5)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["llm_calls"] == 5 and meta["llm_cost"] == 0 and meta["llm_cost_unknown"] == 5
 
 
@@ -229,7 +231,7 @@ def test_prompt_injection_is_summarised_not_obeyed(settings, server):
               "messages": [{"role": "user", "content": INJECTION},
                            {"role": "assistant", "content": "I'm sorry to hear that; let me look into it."}]}
     store, days = load(settings, 6, extra=[record])
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
 
     injected = [s for s in seen if s["inside"]]
     assert len(injected) == 2 and [s["reask"] for s in injected] == [False, True]
@@ -252,16 +254,16 @@ def test_prompt_injection_is_summarised_not_obeyed(settings, server):
 def test_rerun_is_free_and_changes_refacet_only_what_changed(settings, server):
     configure(settings, server)
     store, days = load(settings, 30, extra=[CHAT])
-    first = pipeline.facet_days(store, settings, days)
+    first = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert first["llm_calls"] == 31 and len(chats(server)) == 31
 
     server.reset()
-    again = pipeline.facet_days(store, settings, days)
+    again = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert len(server.requests) == 0 and again["cache_hits"] == 31 and again["llm_calls"] == 0
 
     # Another facet definition: every trace again, once, with the new prompt; rows replaced, not added.
     settings.facets[0] = FacetSpec("task", "What does the user want, in one sentence?")
-    redone = pipeline.facet_days(store, settings, days)
+    redone = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert redone["llm_calls"] == 31 and redone["cache_hits"] == 0 and len(chats(server)) == 31
     assert all("What does the user want, in one sentence?" in b["messages"][1]["content"] for b in chats(server))
     assert_every_trace_faceted_once(store, settings)
@@ -269,7 +271,7 @@ def test_rerun_is_free_and_changes_refacet_only_what_changed(settings, server):
     # Another model: every trace again.
     server.reset()
     settings.llm.model = "openai/test-model-2"
-    assert pipeline.facet_days(store, settings, days)["llm_calls"] == 31
+    assert facet_days(store=store, settings=settings, days=days).to_metadata()["llm_calls"] == 31
     assert_every_trace_faceted_once(store, settings, model="openai/test-model-2")
 
     # A new version of one trace (re-ingested with another message): that trace only.
@@ -278,7 +280,7 @@ def test_rerun_is_free_and_changes_refacet_only_what_changed(settings, server):
     write_jsonl([changed], f"{settings.home}/changed.jsonl")
     assert pipeline.ingest_paths(store, settings, [f"{settings.home}/changed.jsonl"])["updated"] == 1
     pipeline.preprocess_days(store, settings, days)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["llm_calls"] == 1 and meta["cache_hits"] == 30
     assert "One more thing" in trace_block(chats(server)[0])
     assert_every_trace_faceted_once(store, settings, model="openai/test-model-2")
@@ -304,7 +306,7 @@ def test_a_fault_costs_one_more_request_not_data(settings, server, kind):
     configure(settings, server, timeout_s=1.0, max_in_flight=4)
     store, days = load(settings, 10)
     server.faults.append(fault)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
 
     assert meta["faceted"] == 10 and meta["failed"] == 0 and meta["failures_by_reason"] == {}
     assert meta["llm_calls"] == 10 and meta["llm_requests"] == 11 == len(chats(server))
@@ -321,7 +323,7 @@ def test_a_fault_costs_one_more_request_not_data(settings, server, kind):
         assert times[1] - times[0] >= 0.28  # Retry-After honoured (backoff base is 0.01 s)
     assert_every_trace_faceted_once(store, settings)
     server.reset()
-    assert pipeline.facet_days(store, settings, days)["llm_calls"] == 0 and not server.requests
+    assert facet_days(store=store, settings=settings, days=days).to_metadata()["llm_calls"] == 0 and not server.requests
 
 
 def test_many_faults_under_concurrency(settings, server):
@@ -333,7 +335,7 @@ def test_many_faults_under_concurrency(settings, server):
              ("malformed", None, {}), ("status", 502, {})]
     faults = kinds * 3
     server.faults.extend(faults)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
 
     assert not server.faults  # every fault was met
     assert meta["faceted"] + meta["failed"] == 60 and meta["failed"] <= 1
@@ -347,7 +349,7 @@ def test_many_faults_under_concurrency(settings, server):
     assert sum(requests_per_trace(server, store).values()) == meta["llm_requests"]
 
     server.reset()
-    retry = pipeline.facet_days(store, settings, days)  # whatever failed is faceted now, nothing twice
+    retry = facet_days(store=store, settings=settings, days=days).to_metadata()  # whatever failed is faceted now, nothing twice
     assert retry["llm_calls"] == meta["failed"] and retry["cache_hits"] == meta["faceted"]
     assert_every_trace_faceted_once(store, settings)
 
@@ -362,7 +364,7 @@ def test_a_trace_that_keeps_failing_is_recorded_then_faceted_next_run(settings, 
     configure(settings, server, max_in_flight=1)  # faults hit the first trace, in trace_id order
     store, days = load(settings, 8)
     server.faults.extend(faults)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
 
     first = store.query_df("SELECT min(trace_id) t FROM traces").t[0]
     assert meta["faceted"] == 7 and meta["failed"] == 1 and meta["failures_by_reason"] == {reason: 1}
@@ -372,7 +374,7 @@ def test_a_trace_that_keeps_failing_is_recorded_then_faceted_next_run(settings, 
     assert store.query_df("SELECT count(*) n FROM facets").n[0] == 7 * len(settings.facets)
 
     server.reset()
-    retry = pipeline.facet_days(store, settings, days)
+    retry = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert retry["llm_calls"] == 1 and retry["cache_hits"] == 7 and retry["faceted"] == 1
     assert list(requests_per_trace(server, store)) == [first]
     assert_every_trace_faceted_once(store, settings)
@@ -383,7 +385,7 @@ def test_an_outage_opens_the_circuit_instead_of_retrying_every_trace(settings, s
     store, days = load(settings, 30)
     server.faults.extend([("status", 503, {})] * 1000)
     started = time.monotonic()
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
 
     # Only the calls up to the 4th failure in a row (plus the one beside it) were sent, 4 attempts each.
     assert len(chats(server)) <= (4 + 1) * 4 and time.monotonic() - started < 10
@@ -394,7 +396,7 @@ def test_an_outage_opens_the_circuit_instead_of_retrying_every_trace(settings, s
     assert fails[fails.reason == "circuit_open"].detail.str.contains("endpoint looks down").all()
 
     server.reset()  # the endpoint is back: the next run facets every trace
-    assert pipeline.facet_days(store, settings, days)["faceted"] == 30
+    assert facet_days(store=store, settings=settings, days=days).to_metadata()["faceted"] == 30
     assert_every_trace_faceted_once(store, settings)
 
 
@@ -403,7 +405,7 @@ def test_failures_between_answers_do_not_open_the_circuit(settings, server):
     store, days = load(settings, 10)
     # Every other call fails for good (4 attempts) and the one after it is answered.
     server.faults.extend(([("status", 500, {})] * 4 + [("slow", 0, {})]) * 5)
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["failures_by_reason"] == {"server_error": 5} and meta["faceted"] == 5
 
 
@@ -427,13 +429,13 @@ def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(setti
 
     ingest("2025-06-03T08:00:00Z", "first")
     server.faults.append(("status", 400, {}, "context window exceeded"))
-    assert pipeline.facet_days(store, settings, ["2025-06-03"])["failed"] == 1
+    assert facet_days(store=store, settings=settings, days=["2025-06-03"]).to_metadata()["failed"] == 1
     assert store.query_df("SELECT day::VARCHAR d FROM facet_failures").d.tolist() == ["2025-06-03"]
 
     ingest("2025-06-02T23:30:00Z", "corrected")  # the same trace, re-sent with its real start time
-    pipeline.facet_days(store, settings, ["2025-06-03"])  # the old day's partition runs first
+    facet_days(store=store, settings=settings, days=["2025-06-03"]).to_metadata()  # the old day's partition runs first
     assert store.query_df("SELECT count(*) n FROM facet_failures").n[0] == 0
-    assert pipeline.facet_days(store, settings, ["2025-06-02"])["faceted"] == 1
+    assert facet_days(store=store, settings=settings, days=["2025-06-02"]).to_metadata()["faceted"] == 1
     f = store.query_df("SELECT DISTINCT trace_id, day::VARCHAR d FROM facets")
     assert f.values.tolist() == [["chat-1", "2025-06-02"]]
 
@@ -456,9 +458,9 @@ def test_a_killed_run_keeps_the_answers_it_flushed(settings, server):
         yaml.safe_dump({"home": settings.home, "facets": settings.facet_names,
                         "llm": {"model": settings.llm.model, "api_base": server.url, "api_key_env": KEY_ENV,
                                 "max_in_flight": 1}}, fh)
-    code = ("import sys; from topics_assets import pipeline; from topics_assets.config import load_settings; "
+    code = ("import sys; from topics_assets.facets.stage import facet_days; from topics_assets.config import load_settings; "
             "from topics_assets.store import Store; s = load_settings(sys.argv[1], env={}); "
-            "pipeline.facet_days(Store(s.database_path), s, sys.argv[2:], flush_every=3)")
+            "facet_days(store=Store(s.database_path), settings=s, days=sys.argv[2:], flush_every=3)")
     child = subprocess.Popen([sys.executable, "-c", code, cfg, *days], cwd=REPO)
     try:
         deadline = time.monotonic() + 60
@@ -477,7 +479,7 @@ def test_a_killed_run_keeps_the_answers_it_flushed(settings, server):
 
     server.reset()
     server.chat_handler = schema_answer
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     # An answer that was paid for but not flushed may come back from the facet journal instead of a call.
     assert meta["cache_hits"] == kept and meta["llm_calls"] == len(chats(server)), meta
     assert meta["llm_calls"] + meta.get("journal_hits", 0) == 12 - kept, meta
@@ -570,7 +572,7 @@ def test_litellm_embeddings_are_batched_and_cached(settings, server):
     configure_embeddings(settings, server, "openai/test-embed")
     settings.embedding.batch_size = 16
     store, days = load(settings, 40)
-    pipeline.facet_days(store, settings, days)
+    facet_days(store=store, settings=settings, days=days).to_metadata()
     server.reset()
 
     first = materialize_days(settings, days, ("facet_embeddings",))
@@ -598,9 +600,9 @@ def test_litellm_embeddings_are_batched_and_cached(settings, server):
     pipeline.preprocess_days(store, settings, days)
     server.chat_handler = lambda body: json.dumps({k: f"Klingon {k} translation request." if "Klingon" in
                                                    trace_block(body) else f"Old {k}." for k in settings.facet_names})
-    pipeline.facet_days(store, settings, days)
+    facet_days(store=store, settings=settings, days=days).to_metadata()
     server.reset()
-    pipeline.embed_days(store, settings, days)
+    embed_days(store=store, settings=settings, days=days).to_metadata()
     new_texts = set(store.query_df("SELECT text FROM facets WHERE trace_id = 'new-1' AND facet IN "
                                    "('task', 'sentiment', 'issues')").text) - set(texts)
     sent = [t for _, b, _ in server.requests_to("/embeddings") for t in b["input"]]
@@ -611,11 +613,11 @@ def test_embedding_faults_are_retried(settings, server):
     configure(settings, server, custom=False)
     configure_embeddings(settings, server, "openai/test-embed")
     store, days = load(settings, 10)
-    pipeline.facet_days(store, settings, days)
+    facet_days(store=store, settings=settings, days=days).to_metadata()
     server.reset()
     server.faults.extend([("status", 429, {"Retry-After": "0.1"}), ("drop", None, {})])
     started = time.monotonic()
-    meta = pipeline.embed_days(store, settings, days)
+    meta = embed_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["embedded"] > 0 and len(server.requests_to("/embeddings")) == 3
     assert time.monotonic() - started < 5
     n = store.query_df("SELECT count(*) n FROM facet_embeddings").n[0]
@@ -627,14 +629,14 @@ def test_a_batch_that_fails_for_good_keeps_the_vectors_before_it(settings, serve
     configure_embeddings(settings, server, "openai/test-embed")
     settings.embedding.batch_size = 4
     store, days = load(settings, 12)
-    pipeline.facet_days(store, settings, days)
-    total = len(store.texts_missing_embeddings(days, "openai/test-embed", pipeline.text_facets(settings)))
+    facet_days(store=store, settings=settings, days=days).to_metadata()
+    total = len(store.texts_missing_embeddings(days, "openai/test-embed", settings.text_facet_names))
     assert total > 16
     server.reset()
     # Two chunks of 8 texts (2 requests each) land, then the provider rejects a request outright.
     server.faults.extend([("slow", 0, {})] * 4 + [("status", 400, {}, "input rejected")])
-    with pytest.raises(pipeline.EmbeddingIncomplete, match=f"stopped after 16 of {total} new texts") as err:
-        pipeline.embed_days(store, settings, days, chunk=8)
+    with pytest.raises(EmbeddingIncomplete, match=f"stopped after 16 of {total} new texts") as err:
+        embed_days(store=store, settings=settings, days=days, chunk=8).to_metadata()
     assert "input rejected" in str(err.value) and f"the next run embeds the other {total - 16}" in str(err.value)
     assert store.query_df("SELECT count(*) n FROM facet_embeddings").n[0] == 16
 
@@ -650,14 +652,14 @@ def test_voyage_embeddings_through_the_sdk_are_cached(settings, server):
     configure(settings, server, custom=False)
     configure_embeddings(settings, server, "voyage/voyage-3.5")
     store, days = load(settings, 10)
-    pipeline.facet_days(store, settings, days)
+    facet_days(store=store, settings=settings, days=days).to_metadata()
     server.reset()
-    meta = pipeline.embed_days(store, settings, days)
+    meta = embed_days(store=store, settings=settings, days=days).to_metadata()
     bodies = [b for _, b, _ in server.requests_to("/embeddings")]
     assert meta["embedded"] > 0 and sum(len(b["input"]) for b in bodies) == meta["embedded"]
     assert {b["model"] for b in bodies} == {"voyage-3.5"} and {b["input_type"] for b in bodies} == {"document"}
     server.reset()
-    assert pipeline.embed_days(store, settings, days)["embedded"] == 0 and not server.requests
+    assert embed_days(store=store, settings=settings, days=days).to_metadata()["embedded"] == 0 and not server.requests
 
 
 # ----------------------------------------------------------------------------------------------
@@ -670,7 +672,7 @@ def test_a_missing_api_key_is_recorded_as_auth_not_retried(settings, server, mon
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # litellm's fallback
     store, days = load(settings, 4)
     started = time.monotonic()
-    meta = pipeline.facet_days(store, settings, days)
+    meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["failed"] == 4 and meta["failures_by_reason"] == {"auth": 4} and meta["llm_retries"] == 0
     assert not server.requests and time.monotonic() - started < 5
     fails = store.query_df("SELECT reason, detail FROM facet_failures")

@@ -417,20 +417,20 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
     day = s1["days"]
     assert (s1["loaded"], s1["quarantined"]) == (1, 0)
     assert preprocess_days(store, settings, day)["preprocessed"] == 1
-    assert facet_days(store, settings, day)["faceted"] == 1
+    assert facet_days(store=store, settings=settings, days=day).to_metadata()["faceted"] == 1
     hash1 = store.query_df("SELECT content_hash FROM traces").content_hash[0]
 
     again = ingest_paths(store, settings, [str(first)])  # the same export again: nothing to do
     assert (again["loaded"], again["updated"], again["unchanged"]) == (0, 0, 1)
     assert preprocess_days(store, settings, day)["unchanged"] == 1
-    assert facet_days(store, settings, day)["faceted"] == 0
+    assert facet_days(store=store, settings=settings, days=day).to_metadata()["faceted"] == 0
 
     s2 = ingest_paths(store, settings, [str(second)])
     assert (s2["loaded"], s2["updated"]) == (0, 1)
     assert preprocess_days(store, settings, day)["preprocessed"] == 1
     row = store.query_df("SELECT content_hash, content, n_spans FROM traces").iloc[0]
     assert row.content_hash != hash1 and "And tomorrow?" in row.content and row.n_spans == 5
-    f = facet_days(store, settings, day)
+    f = facet_days(store=store, settings=settings, days=day).to_metadata()
     assert (f["faceted"], f["cache_hits"]) == (1, 0)
     assert store.query_df("SELECT version FROM raw_traces").version[0] == 2
 
@@ -442,7 +442,7 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
     assert ingest_paths(store, settings, [str(third)])["updated"] == 1
     assert preprocess_days(store, settings, day)["preprocessed"] == 1
     assert store.query_df("SELECT content_hash FROM traces").content_hash[0] == row.content_hash
-    f = facet_days(store, settings, day)
+    f = facet_days(store=store, settings=settings, days=day).to_metadata()
     assert (f["faceted"], f["cache_hits"]) == (0, 1)
 
 

@@ -21,6 +21,8 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from .. import pipeline
+from ..embed.stage import embed_days
+from ..facets.stage import facet_days
 from ..config import Settings
 from .partitions import daily_partitions, map_partitions
 from .resources import store_from
@@ -67,18 +69,18 @@ def build_assets(settings: Settings) -> list:
                        "extractive offline (table `facets`). Unchanged traces cost nothing.")
     def facets(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.facet_days(store_from(duckdb), settings, context.partition_keys)
-        if stats["failed"]:
-            context.log.warning(f"{stats['failed']} traces failed faceting: {stats['failures_by_reason']}; "
+        result = facet_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        if result.failed:
+            context.log.warning(f"{result.failed} traces failed faceting: {result.failures_by_reason}; "
                                 "they are retried on the next run")
-        return MaterializeResult(metadata=_metadata(stats, t0))
+        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[facets], **common,
            description="One vector per unique (model, facet text) (table `facet_embeddings`).")
     def facet_embeddings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.embed_days(store_from(duckdb), settings, context.partition_keys)
-        return MaterializeResult(metadata=_metadata(stats, t0))
+        result = embed_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=maps, deps=[AssetDep(facet_embeddings, partition_mapping=AllPartitionMapping())],
            **common,

@@ -33,9 +33,12 @@ class FacetJournal:
         self._fh = None
 
     @classmethod
-    def beside(cls, database: str | None) -> FacetJournal | None:
+    def for_store(cls, database: str | None, home: str) -> FacetJournal | None:
+        """Beside a store file (so a copied store keeps its journal); under home for a server store."""
         if not database or database == ":memory:":
             return None
+        if "://" in database:
+            return cls(Path(home) / "journal")
         return cls(Path(database).parent / "journal")
 
     def _files(self) -> list[Path]:

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from topics_assets.config import LLMSettings
+from topics_assets.embed.remote import embed_texts, estimate_tokens, voyage_batches
 from topics_assets.llm import (
     LLMClient,
     LLMError,
     LLMOutputError,
-    _voyage_batches,
     classify_error,
-    embed_texts,
-    estimate_tokens,
     parse_json_object,
     retry_after_s,
     run_bounded,
@@ -371,12 +369,12 @@ def test_voyage_retries_honour_retry_after(server):
     assert second[2] - first[2] >= 0.28
 
 
-def test_voyage_batches_respect_token_limit():
+def testvoyage_batches_respect_token_limit():
     long = "x" * 150_000  # about 50k estimated tokens
-    batches = _voyage_batches([long, long, long, "short"], max_texts=128, max_tokens=120_000)
+    batches = voyage_batches([long, long, long, "short"], max_texts=128, max_tokens=120_000)
     assert [len(b) for b in batches] == [2, 2]
     assert estimate_tokens("x" * 300) == 101
-    assert _voyage_batches(["a"] * 300, 128, 120_000)[-1] == ["a"] * 44
+    assert voyage_batches(["a"] * 300, 128, 120_000)[-1] == ["a"] * 44
 
 
 def test_embed_texts_edge_cases():

@@ -1,7 +1,4 @@
-"""Embedding of facet texts (never raw traces). Vectors are L2-normalised float32.
-
-The offline default is all-MiniLM-L6-v2 shipped inside a wheel, loaded with no hub access.
-"""
+"""The offline default: all-MiniLM-L6-v2 shipped inside a wheel, run on onnxruntime, no hub access."""
 
 from __future__ import annotations
 
@@ -11,28 +8,14 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from .config import EmbeddingSettings
+from .base import normalise
 
 LOCAL_MODEL_ID = "local:all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length, as sentence-transformers truncates
 LOCAL_BATCH_SIZE = 16  # texts per inference; small batches stay in cache (16 beat 8, 32 and 64 here)
-
-
-class Embedder(Protocol):
-    model_id: str
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
 
 
 def _onnx_path() -> Path:
@@ -193,41 +176,3 @@ class TorchEmbedder:
         vecs = self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                    show_progress_bar=False, convert_to_numpy=True)
         return normalise(vecs)
-
-
-class RemoteEmbedder:
-    """voyageai ("voyage/<model>") or any litellm embedding model."""
-
-    def __init__(self, settings: EmbeddingSettings):
-        self.settings = settings
-        self.model_id = settings.model
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        from .llm import embed_texts
-
-        key = os.environ.get(self.settings.api_key_env) if self.settings.api_key_env else None
-        vecs = embed_texts(texts, self.settings.model, api_base=self.settings.api_base, api_key=key,
-                           batch_size=self.settings.batch_size)
-        return normalise(vecs)
-
-
-def is_local(settings: EmbeddingSettings) -> bool:
-    return settings.model in ("local", LOCAL_MODEL_ID)
-
-
-def embedding_model_id(settings: EmbeddingSettings) -> str:
-    """The id vectors are stored under, known without loading the model."""
-    return LOCAL_MODEL_ID if is_local(settings) else settings.model
-
-
-def make_embedder(settings: EmbeddingSettings) -> Embedder:
-    if is_local(settings):
-        return LocalEmbedder()  # embedding.batch_size sizes API requests; local batches are tuned
-    return RemoteEmbedder(settings)
-
-
-def embed_unique(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """Embed each distinct text once and scatter the vectors back to every position."""
-    uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    vecs = embedder.embed([str(t) for t in uniq])
-    return vecs[inverse]

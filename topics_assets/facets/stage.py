@@ -1,0 +1,133 @@
+"""The facet stage: facet every trace of some days whose content, facet definitions or model changed.
+
+Every trace ends faceted, or failed with its reason (recorded in facet_failures and retried on
+the next run); LLM answers are journaled as they arrive, so a killed run never pays twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from typing import Any
+
+from ..config import Settings
+from ..results import StageResult
+from ..store import Store, now_utc
+from ..traces import sha256_text
+from .engine import FacetEngine, make_engine
+from .journal import FacetJournal
+
+FACET_FLUSH_EVERY = 256  # traces per facets write: bounds what a crash can lose
+
+
+def text_hash(text: str) -> str:
+    return sha256_text(text)[:32]
+
+
+@dataclasses.dataclass(frozen=True)
+class FacetResult(StageResult):
+    traces: int
+    faceted: int
+    cache_hits: int
+    journal_hits: int
+    failed: int
+    failures_by_reason: dict[str, int]
+    engine: str
+    model: str
+    seconds: float
+    llm: dict[str, Any] | None = None  # the LLM client's counters for this run (calls, tokens, cost, ...)
+
+    def to_metadata(self) -> dict[str, Any]:
+        meta = super().to_metadata()
+        meta.pop("llm", None)
+        meta.update({f"llm_{k}": v for k, v in (self.llm or {}).items()})
+        return meta
+
+
+def facet_days(*, store: Store, settings: Settings, days: list[str], engine: FacetEngine | None = None,
+               flush_every: int = FACET_FLUSH_EVERY) -> FacetResult:
+    """LLM calls run at most llm.max_in_flight at a time; answers are written every `flush_every`
+    traces, so a crash or a cancelled run keeps what was already paid for."""
+    t0 = time.monotonic()
+    engine = engine or make_engine(settings)
+    traces = store.traces_to_facet(days)
+    fhash = settings.facets_hash()
+    wanted = set(settings.facet_names)
+    current: dict[str, set[str]] = {}
+    for r in store.facet_versions(days).itertuples(index=False):
+        current.setdefault(r.trace_id, set())
+        if r.facets_hash == fhash and r.model == engine.model:
+            current[r.trace_id].add(f"{r.facet}\0{r.content_hash}")
+    todo = [t for t in traces.itertuples(index=False)
+            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get(t.trace_id, set())]
+
+    live_ids = traces.trace_id.tolist()
+    rows: list[dict] = []
+    failures: list[dict] = []
+    reasons: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    pending = 0
+
+    def flush() -> None:
+        nonlocal pending
+        store.write_facets(days, rows, failures, live_ids=live_ids)
+        rows.clear()
+        failures.clear()
+        pending = 0
+
+    client = getattr(engine, "client", None)
+    journal = FacetJournal.for_store(store.database, settings.home) if client is not None else None
+    journaled = journal.load() if journal is not None else {}
+
+    def key(t) -> tuple[str, str, str, str]:
+        return (t.trace_id, t.content_hash, fhash, engine.model)
+
+    def on_done(i: int, res: Any) -> None:
+        nonlocal pending
+        t = todo[i]
+        if journal is not None and not isinstance(res, BaseException) and key(t) not in journaled:
+            journal.append(key(t), res)
+        if isinstance(res, BaseException):
+            reason = getattr(res, "reason", None) or type(res).__name__
+            reasons[reason] += 1
+            counts["failed"] += 1
+            failures.append({"trace_id": t.trace_id, "project": t.project, "day": t.day, "reason": reason,
+                             "detail": f"{type(res).__name__}: {res}"[:2000]})
+        else:
+            counts["faceted"] += 1
+            created = now_utc()
+            for name, text in res.items():
+                rows.append({"trace_id": t.trace_id, "facet": name, "project": t.project, "day": t.day,
+                             "text": text, "text_hash": text_hash(text), "engine": engine.engine,
+                             "model": engine.model, "content_hash": t.content_hash, "facets_hash": fhash,
+                             "created_at": created})
+        pending += 1
+        if pending >= flush_every:
+            flush()
+
+    before = client.stats if client is not None else None
+    if client is not None:
+        fresh = []
+        for i, t in enumerate(todo):
+            if key(t) in journaled:
+                counts["journal_hits"] += 1
+                on_done(i, journaled[key(t)])
+            else:
+                fresh.append(i)
+        client.map(lambda i: engine.facet(todo[i].content), fresh, on_done=lambda j, res: on_done(fresh[j], res))
+    else:
+        for i, t in enumerate(todo):
+            try:
+                res = engine.facet(t.content)
+            except Exception as e:  # noqa: BLE001 - recorded per trace
+                res = e
+            on_done(i, res)
+    flush()  # also drops facets of traces that left these days, when nothing was to do
+    if journal is not None:
+        journal.finish(stored={key(t) for t in todo})
+    return FacetResult(
+        traces=len(traces), faceted=counts["faceted"], cache_hits=len(traces) - len(todo),
+        journal_hits=counts["journal_hits"], failed=counts["failed"], failures_by_reason=dict(reasons),
+        engine=engine.engine, model=engine.model, seconds=round(time.monotonic() - t0, 3),
+        llm=client.stats_since(before) if client is not None else None)

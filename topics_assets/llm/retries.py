@@ -1,0 +1,158 @@
+"""One retry policy for chat and embeddings: backoff with full jitter, never sooner than Retry-After."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+from .errors import LLMError
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 20.0
+MAX_RETRY_AFTER_S = 60.0  # a Retry-After longer than this is a quota, not a blip: cap the wait
+
+_TIMEOUT_NAMES = {"Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout"}
+_CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "RemoteProtocolError", "ServiceUnavailableError"}
+_NON_RETRYABLE = {400: "bad_request", 401: "auth", 403: "permission_denied", 404: "not_found", 422: "unprocessable"}
+
+
+def classify_error(exc: BaseException) -> tuple[bool, str, int | None]:
+    """(retryable, reason, HTTP status) for an exception from litellm, openai or voyageai.
+
+    Matched on class names and status codes so the SDKs need not be imported here.
+    """
+    names = {c.__name__ for c in type(exc).__mro__}
+    status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+    try:
+        status = int(status) if status is not None else None
+    except (TypeError, ValueError):
+        status = None
+    if names & _TIMEOUT_NAMES or isinstance(exc, TimeoutError):
+        return True, "timeout", status
+    if status is None or status == 500:
+        # litellm reports a dropped connection, and a missing API key, as InternalServerError
+        # (500); the cause chain says what really happened (seen against FakeLLMServer).
+        causes = _cause_names(exc)
+        if causes & _TIMEOUT_NAMES:
+            return True, "timeout", status
+        if causes & _CONNECTION_NAMES:
+            return True, "connection", status
+        if "missing credentials" in str(exc).lower():
+            return False, "auth", status
+    if status is not None:
+        if status == 429:
+            return True, "rate_limited", status
+        if status in (408, 409, 425):
+            return True, f"http_{status}", status
+        if status >= 500:
+            return True, "server_error", status
+        if status == 400 and "ContextWindowExceededError" in names:
+            return False, "context_window_exceeded", status
+        if status == 400 and "ContentPolicyViolationError" in names:
+            return False, "content_policy", status
+        if 400 <= status < 500:
+            return False, _NON_RETRYABLE.get(status, f"http_{status}"), status
+    if names & _CONNECTION_NAMES or isinstance(exc, ConnectionError):
+        return True, "connection", status
+    return False, "unexpected", status
+
+
+def _cause_names(exc: BaseException, depth: int = 8) -> set[str]:
+    """Class names along an exception's __cause__ / __context__ chain (not the exception itself)."""
+    names: set[str] = set()
+    current = exc.__cause__ or exc.__context__
+    while current is not None and depth > 0:
+        names.update(c.__name__ for c in type(current).__mro__)
+        current = current.__cause__ or current.__context__
+        depth -= 1
+    return names
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """Case-insensitive lookup in httpx.Headers, requests' headers or a plain dict."""
+    try:
+        items = headers.items()
+    except AttributeError:
+        return None
+    for key, value in items:
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait, from Retry-After(-Ms), or None.
+
+    litellm attaches the provider's response headers to its exceptions as
+    `e.litellm_response_headers` (an httpx.Headers) and keeps the response as `e.response`;
+    voyageai errors carry them as `e.headers`. Verified against FakeLLMServer.
+    """
+    sources = [getattr(exc, "litellm_response_headers", None)]
+    try:
+        sources.append(exc.response.headers)  # type: ignore[attr-defined]
+    except Exception:  # no response (timeouts), or a property that raises
+        pass
+    sources.append(getattr(exc, "headers", None))
+    for headers in sources:
+        if not headers:
+            continue
+        ms = _header(headers, "retry-after-ms")
+        if ms:
+            try:
+                return max(0.0, float(ms) / 1000.0)
+            except ValueError:
+                pass
+        value = _header(headers, "retry-after")
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                pass
+            try:  # an HTTP date
+                when = email.utils.parsedate_to_datetime(value)
+                return max(0.0, when.timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    return None
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 5
+    backoff_base_s: float = BACKOFF_BASE_S
+    backoff_cap_s: float = BACKOFF_CAP_S
+    max_retry_after_s: float = MAX_RETRY_AFTER_S
+
+    def delay(self, retry_index: int, exc: BaseException) -> float:
+        """Full jitter (AWS style), but never less than the server's Retry-After."""
+        jitter = random.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2**retry_index)))
+        asked = retry_after_s(exc)
+        if asked is None:
+            return jitter
+        return max(jitter, min(asked, self.max_retry_after_s))
+
+    def run(self, call: Callable[[], Any], on_error: Callable[[str, bool], None] | None = None) -> tuple[Any, int]:
+        """(call's result, attempts). Raises LLMError once retries are spent or on a hard error.
+
+        on_error(reason, will_retry) is told about every failed attempt, for counters.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call(), attempt
+            except Exception as exc:  # noqa: BLE001 (classified right below)
+                retryable, reason, status = classify_error(exc)
+                will_retry = retryable and attempt <= self.max_retries
+                if on_error:
+                    on_error(reason, will_retry)
+                if not will_retry:
+                    detail = f"{type(exc).__name__}: {exc}".strip()
+                    if retryable:
+                        detail = f"gave up after {attempt} attempts; last error {detail}"
+                    raise LLMError(detail[:2000], reason=reason, attempts=attempt, status_code=status) from exc
+                time.sleep(self.delay(attempt - 1, exc))
