@@ -38,7 +38,7 @@ from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
 from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
 from topics_assets.tokens import count_tokens  # noqa: E402
-from topics_assets_tests.llm_server import FakeLLMServer, schema_answer  # noqa: E402
+from topics_assets.testing.llm_server import FakeLLMServer, schema_answer  # noqa: E402
 
 TARGET_RATIO = 1.15
 SHARED = REPO.parent / "shared" / "data"

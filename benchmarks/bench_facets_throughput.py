@@ -6,7 +6,7 @@ what the client spends per call (litellm request building, parsing, pricing, our
 DuckDB writes) comes off that ceiling, and under the GIL it adds up.
 
 How: synthetic traces are ingested and preprocessed (not timed); an OpenAI-compatible server
-(`python -m topics_assets_tests.llm_server --latency 0.25`) runs in its own process so it does not
+(`python -m topics_assets.testing.llm_server --latency 0.25`) runs in its own process so it does not
 share this process's GIL; then `facet_days` is timed end to end (reads, every LLM call
 through litellm, validation, writes to the DuckDB file). litellm is imported before the clock
 starts. The machine's load average is printed: on a shared box other processes take CPU too.
@@ -49,7 +49,7 @@ def main() -> None:
                         help="litellm model name sent to the loopback server; gpt-4o-mini is priced, so cost is tracked")
     args = parser.parse_args()
 
-    server = subprocess.Popen([sys.executable, "-m", "topics_assets_tests.llm_server", "--latency", str(args.latency)],
+    server = subprocess.Popen([sys.executable, "-m", "topics_assets.testing.llm_server", "--latency", str(args.latency)],
                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()

@@ -34,7 +34,7 @@ from topics_assets.facets import SYSTEM_PROMPT, ExtractiveFacetEngine
 from topics_assets.store import Store
 from topics_assets.synthetic import generate_traces, write_jsonl
 
-from topics_assets_tests.llm_server import FakeLLMServer, hash_embedding, request_schema, schema_answer, trace_block
+from topics_assets.testing.llm_server import FakeLLMServer, hash_embedding, request_schema, schema_answer, trace_block
 
 KEY_ENV = "TOPICS_TEST_PIPELINE_LLM_KEY"
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import time
 
 from topics_assets.store import Store
 from topics_assets.synthetic import generate_traces, write_jsonl
-from topics_assets_tests.llm_server import FakeLLMServer
+from topics_assets.testing.llm_server import FakeLLMServer
 
 N = 160
 

@@ -24,7 +24,7 @@ from topics_assets.llm import LLMClient
 from topics_assets.naming import name_with_llm
 from topics_assets.topic_map import Topic
 
-from topics_assets_tests.llm_server import FakeLLMServer, schema_answer, trace_block
+from topics_assets.testing.llm_server import FakeLLMServer, schema_answer, trace_block
 
 SPECS = BUILTIN_FACETS + [
     FacetSpec("resolution", "How did it end?", kind="enum", categories=["resolved", "escalated"]),

@@ -20,7 +20,7 @@ from topics_assets.llm import (
     retry_after_s,
     run_bounded,
 )
-from topics_assets_tests.llm_server import FakeLLMServer, hash_embedding
+from topics_assets.testing.llm_server import FakeLLMServer, hash_embedding
 
 SCHEMA = {
     "type": "object",

@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible HTTP server on 127.0.0.1, for tests.
+"""A small OpenAI-compatible HTTP server on 127.0.0.1, for tests and benchmarks (yours too: point a custom facet at it).
 
 Tests point the real client (litellm, the voyageai SDK) at it, so request building, retries
 and response parsing are exercised over a real socket, with no monkeypatching.
@@ -15,7 +15,7 @@ Faults are consumed in order, one per request (chat or embeddings alike):
     ("drop", None, {})                    close the socket without any response
     ("slow", seconds, {})                 sleep, then answer normally
 
-`schema_answer` answers any facet schema validly; `python -m topics_assets_tests.llm_server
+`schema_answer` answers any facet schema validly; `python -m topics_assets.testing.llm_server
 --latency 0.25` runs one in its own process (benchmarks).
 """
 
