@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from topics_assets.preprocess import attachment_placeholder, is_attachment_part
+from topics_assets.preprocess.attachments import attachment_placeholder, is_attachment_part
 from topics_assets.traces import SPAN_TYPES, Message, Quarantined, Span, Trace
 
 SNIPPET_CHARS = 200

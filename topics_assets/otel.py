@@ -44,7 +44,7 @@ from topics_assets.formats import (
     _snippet,
     _type,
 )
-from topics_assets.preprocess import attachment_text
+from topics_assets.preprocess.attachments import attachment_text
 from topics_assets.traces import Message, Quarantined, Span, Trace
 
 OTLP_KEYS = ("resourceSpans", "resource_spans", "batches")  # "batches": Tempo's API
