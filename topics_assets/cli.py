@@ -340,7 +340,7 @@ def preview(settings: Settings, file: str, trace_id: str | None, prompt: bool, a
     preprocess.max_tokens, your custom preprocessor applied); nothing is written and no LLM is called.
     The text goes to stdout, the counts to stderr.
     """
-    from .formats import read_file
+    from .ingest import read_file
     from .preprocess import CustomPreprocessorError, load_custom, preprocess
     from .traces import Quarantined
 

@@ -51,8 +51,8 @@ def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project
     so the spans of a trace id already stored, or seen earlier in this call, are merged with the
     new ones (otel.merge_exports) instead of replaced.
     """
-    from .formats import read_file
-    from .otel import SPAN_FORMATS, merge_exports
+    from .ingest import read_file
+    from .ingest import SPAN_FORMATS, merge_exports
 
     now = now or datetime.now(timezone.utc)
     start = date.fromisoformat(settings.partitions_start)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from topics_assets.cli import cli
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import read_file
+from topics_assets.ingest import read_file
 from topics_assets.preprocess import preprocess
 from topics_assets.preprocess.tokens import count_tokens
 

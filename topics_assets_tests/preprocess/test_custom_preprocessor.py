@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from topics_assets.config import ConfigError, PreprocessSettings, load_settings
-from topics_assets.formats import parse_record
+from topics_assets.ingest import parse_record
 from topics_assets.preprocess import CustomPreprocessorError, load_custom, preprocess
 from topics_assets.traces import Message, Span, Trace
 

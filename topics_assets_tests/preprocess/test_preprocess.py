@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import parse_record, read_file
+from topics_assets.ingest import parse_record, read_file
 from topics_assets.preprocess import preprocess, strip_attachments
 from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
 from topics_assets.traces import Message, Span, Trace, sha256_text

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import RecordError, parse_record, read_file
+from topics_assets.ingest import RecordError, parse_record, read_file
 from topics_assets.preprocess import preprocess
 from topics_assets.traces import Quarantined, Trace
 
