@@ -83,9 +83,9 @@ def measure(name: str, paths: list[str]) -> dict:
         os.environ["TOPICS_BENCH_KEY"] = "bench"
         settings.llm.api_key_env = "TOPICS_BENCH_KEY"
         store = Store(settings.database_path)
-        ingest = pipeline.ingest_paths(store, settings, paths)
-        days = ingest["days"]
-        pipeline.preprocess_days(store, settings, days)
+        ingest = pipeline.ingest_paths(store=store, settings=settings, paths=paths)
+        days = ingest.days
+        pipeline.preprocess_days(store=store, settings=settings, days=days)
         traces = store.query_df("SELECT content, tokens_after FROM traces WHERE status = 'ok'")
         n = len(traces)
         trace_tokens = int(traces.tokens_after.sum())
@@ -109,7 +109,7 @@ def measure(name: str, paths: list[str]) -> dict:
         fixed = (one["input_tokens"] - trace_tokens) / n  # prompt + framing + one facet, per call
         marginal = (five["input_tokens"] - one["input_tokens"]) / (4 * n)  # each extra facet, per call
         return {
-            "dataset": name, "traces": n, "quarantined": ingest["quarantined"],
+            "dataset": name, "traces": n, "quarantined": ingest.quarantined,
             "mean_trace_tokens": round(trace_tokens / n, 1),
             "one_facet": one, "five_facets": five,
             "rerun_one_facet_calls": rerun["calls"], "rerun_one_facet_cache_hits": n - rerun["calls"],

@@ -63,8 +63,8 @@ def main() -> None:
             store = Store(settings.database_path)
             path = Path(home) / "traces.jsonl"
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
-            days = pipeline.ingest_paths(store, settings, [str(path)])["days"]
-            pipeline.preprocess_days(store, settings, days)
+            days = pipeline.ingest_paths(store=store, settings=settings, paths=[str(path)]).days
+            pipeline.preprocess_days(store=store, settings=settings, days=days)
             _litellm()
 
             load_before = os.getloadavg()[0]

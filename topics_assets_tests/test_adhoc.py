@@ -15,7 +15,7 @@ def test_adhoc_cluster_job_and_cli_on_a_subset(settings, tmp_path, monkeypatch):
     path = tmp_path / "t.jsonl"
     write_jsonl(generate_traces(n_traces=200, days=2, seed=41, project="shop"), path)
     store = Store(settings.database_path)
-    days = ingest_paths(store, settings, [str(path)])["days"]
+    days = ingest_paths(store=store, settings=settings, paths=[str(path)]).days
     defs = build_defs(settings)
     with instance_for_test() as instance:
         run_days(defs, instance, days, RunSummary())

@@ -511,8 +511,8 @@ def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, 
     assert t1.spans[0].input[0].content == "bad \ufffd half, good \U0001f600 pair"
     assert t1.labels == {"k\ufffd": "v"}
     t1.to_json().encode("utf-8")  # would raise on a lone surrogate
-    summary = ingest_paths(Store(settings.database_path), settings, [str(path)])
-    assert (summary["loaded"], summary["quarantined"]) == (2, 0)
+    summary = ingest_paths(store=Store(settings.database_path), settings=settings, paths=[str(path)])
+    assert (summary.loaded, summary.quarantined) == (2, 0)
 
 
 def test_deeply_nested_json_is_quarantined_with_a_reason(tmp_path):
