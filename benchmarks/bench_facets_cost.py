@@ -35,7 +35,7 @@ from topics_assets import pipeline  # noqa: E402
 from topics_assets.config import FacetSpec, load_settings  # noqa: E402
 from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
-from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
+from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
 from topics_assets.preprocess.tokens import count_tokens  # noqa: E402
 from topics_assets_tests.llm_server import FakeLLMServer, schema_answer  # noqa: E402
 

@@ -34,7 +34,7 @@ from topics_assets import pipeline  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
 from topics_assets.llm import _litellm  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
-from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
+from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
 
 TARGET_TRACES_PER_S = 100.0
 

@@ -305,7 +305,7 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     """Generate realistic synthetic agent traces, ingest them, run the whole asset graph in-process, and print
     each facet's topic map. Offline unless an LLM is configured."""
     from .pipeline import ingest_paths
-    from .synthetic import generate_traces, write_jsonl
+    from .demo import generate_traces, write_jsonl
 
     t0 = time.monotonic()
     path = Path(settings.home) / "demo" / f"traces-{project}.jsonl"

@@ -8,7 +8,7 @@ from topics_assets.definitions import build_defs
 from topics_assets.defs.runner import RunSummary, run_days
 from topics_assets.pipeline import ingest_paths
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 
 def test_adhoc_cluster_job_and_cli_on_a_subset(settings, tmp_path, monkeypatch):

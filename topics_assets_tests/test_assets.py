@@ -13,7 +13,7 @@ from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.pipeline import ingest_paths
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets_tests.conftest import shared_data
 

@@ -30,7 +30,7 @@ from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.facets import SYSTEM_PROMPT, ExtractiveFacetEngine
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets_tests.llm_server import FakeLLMServer, hash_embedding, request_schema, schema_answer, trace_block
 
