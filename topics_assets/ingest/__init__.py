@@ -11,8 +11,7 @@ by the largest record: JSONL is streamed, and a line over MAX_RECORD_BYTES is sk
 from topics_assets.ingest.files import iter_lines, read_file
 from topics_assets.ingest.otlp import SPAN_FORMATS, merge_exports
 from topics_assets.ingest.readers import READERS, parse_record
-from topics_assets.ingest.records import MAX_RECORD_BYTES, Context, RecordError, parse_time
-from topics_assets.ingest.tau_bench import write_actions
+from topics_assets.ingest.records import MAX_RECORD_BYTES, Context, RecordError, parse_time, write_actions
 
 __all__ = [
     "MAX_RECORD_BYTES",

@@ -21,6 +21,7 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024  # a line (or .json file) above this is qua
 # Raw values (tool inputs and outputs, metadata, labels) nested deeper than this are
 # quarantined: storing them (dataclasses.asdict, json.dumps) would overflow the stack.
 MAX_VALUE_DEPTH = 64
+READ_ONLY_PREFIXES = ("get_", "search_", "list_", "find_", "calculate", "think")  # tau tools that write nothing
 _ROLE_ALIASES = {"developer": "system", "function": "tool", "human": "user", "ai": "assistant", "model": "assistant"}
 
 
@@ -299,3 +300,16 @@ def to_messages(value: Any, where: str) -> list[Message]:
     if not isinstance(value, list):
         raise RecordError(f"'{where}' must be a list of messages, got {type_name(value)}")
     return [to_message(m, f"{where}[{i}]") for i, m in enumerate(value)]
+
+
+# tau-bench and tau2-bench ground truth
+
+
+def action_names(actions: Any) -> list[str]:
+    return [a["name"] for a in actions if isinstance(a, dict) and isinstance(a.get("name"), str)]
+
+
+def write_actions(names: list[str]) -> str:
+    """The benchmark ground truth: "+"-joined sorted write actions, or "no_write"."""
+    writes = sorted({n for n in names if not n.startswith(READ_ONLY_PREFIXES)})
+    return "+".join(writes) or "no_write"

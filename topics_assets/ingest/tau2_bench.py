@@ -10,6 +10,7 @@ from typing import Any
 from topics_assets.ingest.records import (
     Context,
     RecordError,
+    action_names,
     check_depth,
     dump,
     first,
@@ -18,8 +19,8 @@ from topics_assets.ingest.records import (
     time_of,
     to_message,
     type_name,
+    write_actions,
 )
-from topics_assets.ingest.tau_bench import action_names, write_actions
 from topics_assets.traces import Message, Quarantined, Span, Trace
 
 

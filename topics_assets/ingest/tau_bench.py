@@ -9,14 +9,14 @@ from typing import Any
 from topics_assets.ingest.records import (
     Context,
     RecordError,
+    action_names,
     id_of,
     optional_dict,
     to_messages,
     type_name,
+    write_actions,
 )
 from topics_assets.traces import Span, Trace
-
-READ_ONLY_PREFIXES = ("get_", "search_", "list_", "find_", "calculate", "think")
 
 
 TAU_BENCH_DOMAINS = ("airline", "retail")
@@ -28,16 +28,6 @@ def detect(obj: dict) -> bool:
 
 def parse(obj: dict, ctx: Context) -> Iterator[Trace]:
     yield parse_tau_bench(obj, ctx)
-
-
-def action_names(actions: Any) -> list[str]:
-    return [a["name"] for a in actions if isinstance(a, dict) and isinstance(a.get("name"), str)]
-
-
-def write_actions(names: list[str]) -> str:
-    """The benchmark ground truth: "+"-joined sorted write actions, or "no_write"."""
-    writes = sorted({n for n in names if not n.startswith(READ_ONLY_PREFIXES)})
-    return "+".join(writes) or "no_write"
 
 
 def parse_tau_bench(obj: dict, ctx: Context) -> Trace:
