@@ -6,7 +6,7 @@ costs only its own prompt line and schema entry. Naive per-facet calls would pay
 How: traces are ingested and preprocessed for real, then `facet_days` runs against a
 loopback OpenAI-compatible server (FakeLLMServer) with 1 facet (task) and then 5 facets (task,
 sentiment, issues, an enum and a 1-5 score) on the same store. Input tokens are counted with
-topics_assets.tokens.count_tokens (o200k_base, the GPT-4o tokenizer) on the messages each request
+topics_assets.preprocess.tokens.count_tokens (o200k_base, the GPT-4o tokenizer) on the messages each request
 actually carried, plus the response_format schema it carried (providers bill structured-output
 schemas as input too, so counting it is the conservative choice). The server's own usage
 figures (len/4) are printed beside them.
@@ -36,8 +36,8 @@ from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import FacetSpec, load_settings  # noqa: E402
 from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
-from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
-from topics_assets.tokens import count_tokens  # noqa: E402
+from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
+from topics_assets.preprocess.tokens import count_tokens  # noqa: E402
 from topics_assets.testing.llm_server import FakeLLMServer, schema_answer  # noqa: E402
 
 TARGET_RATIO = 1.15
@@ -84,9 +84,9 @@ def measure(name: str, paths: list[str]) -> dict:
         os.environ["TOPICS_BENCH_KEY"] = "bench"
         settings.llm.api_key_env = "TOPICS_BENCH_KEY"
         store = Store(settings.database_path)
-        ingest = pipeline.ingest_paths(store, settings, paths)
-        days = ingest["days"]
-        pipeline.preprocess_days(store, settings, days)
+        ingest = pipeline.ingest_paths(store=store, settings=settings, paths=paths)
+        days = ingest.days
+        pipeline.preprocess_days(store=store, settings=settings, days=days)
         traces = store.query_df("SELECT content, tokens_after FROM traces WHERE status = 'ok'")
         n = len(traces)
         trace_tokens = int(traces.tokens_after.sum())
@@ -110,7 +110,7 @@ def measure(name: str, paths: list[str]) -> dict:
         fixed = (one["input_tokens"] - trace_tokens) / n  # prompt + framing + one facet, per call
         marginal = (five["input_tokens"] - one["input_tokens"]) / (4 * n)  # each extra facet, per call
         return {
-            "dataset": name, "traces": n, "quarantined": ingest["quarantined"],
+            "dataset": name, "traces": n, "quarantined": ingest.quarantined,
             "mean_trace_tokens": round(trace_tokens / n, 1),
             "one_facet": one, "five_facets": five,
             "rerun_one_facet_calls": rerun["calls"], "rerun_one_facet_cache_hits": n - rerun["calls"],
@@ -139,7 +139,7 @@ def main() -> None:
     primary = results[0]
     print(json.dumps({
         "benchmark": "facet input tokens, 5 facets vs 1 facet, one call per trace",
-        "token_counter": "topics_assets.tokens.count_tokens (o200k_base) over each request's message contents "
+        "token_counter": "topics_assets.preprocess.tokens.count_tokens (o200k_base) over each request's message contents "
                          "plus its response_format JSON; server_reported is FakeLLMServer's len/4 estimate",
         "target": {"ratio_5_vs_1_at_most": TARGET_RATIO, "on": primary["dataset"]},
         "ratio_5_vs_1": primary["ratio_5_vs_1"],

@@ -35,7 +35,7 @@ from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
 from topics_assets.llm.client import litellm_module  # noqa: E402
 from topics_assets.store import Store  # noqa: E402
-from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
+from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
 
 TARGET_TRACES_PER_S = 100.0
 
@@ -64,8 +64,8 @@ def main() -> None:
             store = Store(settings.database_path)
             path = Path(home) / "traces.jsonl"
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
-            days = pipeline.ingest_paths(store, settings, [str(path)])["days"]
-            pipeline.preprocess_days(store, settings, days)
+            days = pipeline.ingest_paths(store=store, settings=settings, paths=[str(path)]).days
+            pipeline.preprocess_days(store=store, settings=settings, days=days)
             litellm_module()
 
             load_before = os.getloadavg()[0]

@@ -37,9 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from topics_assets.config import PreprocessSettings  # noqa: E402
-from topics_assets.formats import parse_record, read_file  # noqa: E402
+from topics_assets.ingest import parse_record, read_file  # noqa: E402
 from topics_assets.preprocess import preprocess  # noqa: E402
-from topics_assets.tokens import count_tokens  # noqa: E402
+from topics_assets.preprocess.tokens import count_tokens  # noqa: E402
 from topics_assets.traces import Message, Span, Trace  # noqa: E402
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)

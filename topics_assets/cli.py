@@ -103,7 +103,8 @@ def ingest(settings: Settings, paths: tuple[str, ...], project: str | None) -> N
                 if done["file"] is not None:
                     bar.update(Path(done["file"]).stat().st_size)
                 done["file"] = path
-        summary = ingest_paths(store, settings, [str(f) for f in files], project=project, on_record=on_record)
+        summary = ingest_paths(store=store, settings=settings, paths=[str(f) for f in files], project=project,
+                               on_record=on_record).to_metadata()
         bar.update(max(total, 1) - bar.pos)
     _register(settings, summary["projects"])
     click.echo(f"loaded {summary['loaded']}, updated {summary['updated']}, unchanged {summary['unchanged']}, "
@@ -304,14 +305,14 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     """Generate realistic synthetic agent traces, ingest them, run the whole asset graph in-process, and print
     each facet's topic map. Offline unless an LLM is configured."""
     from .pipeline import ingest_paths
-    from .synthetic import generate_traces, write_jsonl
+    from .demo import generate_traces, write_jsonl
 
     t0 = time.monotonic()
     path = Path(settings.home) / "demo" / f"traces-{project}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(generate_traces(n_traces=n_traces, days=days, seed=seed, project=project), path)
     _say(f"generated {n} synthetic traces over {days} days -> {path}")
-    summary = ingest_paths(_store(settings), settings, [str(path)])
+    summary = ingest_paths(store=_store(settings), settings=settings, paths=[str(path)]).to_metadata()
     _register(settings, summary["projects"])
     _say(f"ingested: loaded {summary['loaded']}, updated {summary['updated']}, unchanged {summary['unchanged']}, "
          f"quarantined {summary['quarantined']}")
@@ -340,7 +341,7 @@ def preview(settings: Settings, file: str, trace_id: str | None, prompt: bool, a
     preprocess.max_tokens, your custom preprocessor applied); nothing is written and no LLM is called.
     The text goes to stdout, the counts to stderr.
     """
-    from .formats import read_file
+    from .ingest import read_file
     from .preprocess import CustomPreprocessorError, load_custom, preprocess
     from .traces import Quarantined
 

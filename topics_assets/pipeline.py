@@ -8,12 +8,7 @@ quarantined (with a reason); the counts say which.
 
 from __future__ import annotations
 
-import json
 import time
-import traceback
-from collections import Counter
-from collections.abc import Callable, Iterable
-from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -22,11 +17,9 @@ import pandas as pd
 from .config import Settings
 from .embed.stage import EmbeddingIncomplete, embed_days  # noqa: F401
 from .facets.stage import facet_days, text_hash  # noqa: F401
-from .store import GenerationConflict, Store, now_utc
+from .store import GenerationConflict, Store
 from .topic_map import NO_MATCH, TopicMap, classify_vectors, match_ids
-from .traces import Quarantined, Trace, sha256_text
 
-INGEST_BATCH = 2_000
 
 
 def text_facets(settings: Settings) -> list[str]:
@@ -38,127 +31,14 @@ def text_facets(settings: Settings) -> list[str]:
 # ingest
 
 
-def ingest_paths(store: Store, settings: Settings, paths: Iterable[str], project: str | None = None,
-                 on_record: Callable[[str], None] | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one.
-
-    OTLP traces are the exception: their spans may come in several exports (batches, rotated files),
-    so the spans of a trace id already stored, or seen earlier in this call, are merged with the
-    new ones (otel.merge_exports) instead of replaced.
-    """
-    from .formats import read_file
-    from .otel import SPAN_FORMATS, merge_exports
-
-    now = now or datetime.now(timezone.utc)
-    start = date.fromisoformat(settings.partitions_start)
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    rows: list[dict] = []
-    quarantined: list[dict] = []
-    days: set[str] = set()
-    projects: set[str] = set()
-
-    span_traces: dict[str, tuple[Trace, str]] = {}  # OTLP traces of this batch, by id, with their file
-
-    def add_row(trace: Trace, path: str) -> None:
-        payload = trace.to_json()
-        rows.append({"trace_id": trace.trace_id, "project": trace.project, "day": trace.day,
-                     "started_at": trace.started_at, "format": trace.format, "source": path,
-                     "payload": payload, "payload_hash": sha256_text(payload)})
-        days.add(trace.day)
-        projects.add(trace.project)
-
-    def merge(earlier: Trace, later: Trace) -> Trace:
-        merged = merge_exports(earlier, later)
-        counts["merged"] += len(merged.spans) > len(later.spans)  # the earlier part brought spans of its own
-        return merged
-
-    def flush() -> None:
-        stored = store.raw_payloads(list(span_traces), SPAN_FORMATS)
-        for tid, (trace, path) in span_traces.items():
-            add_row(merge(Trace.from_json(stored[tid]), trace) if tid in stored else trace, path)
-        span_traces.clear()
-        counts.update(store.upsert_raw_traces(rows))
-        store.add_quarantined(quarantined)
-        rows.clear()
-        quarantined.clear()
-
-    def quarantine(q: Quarantined) -> None:
-        counts["quarantined"] += 1
-        reasons[q.reason.split(":")[0][:80]] += 1
-        quarantined.append({"source": q.source, "line": q.line, "trace_id": q.trace_id, "reason": q.reason,
-                            "snippet": q.snippet[:200]})
-
-    for path in paths:
-        for item in read_file(path, project=project, default_project=settings.default_project, now=now):
-            if on_record:
-                on_record(str(path))
-            if isinstance(item, Quarantined):
-                quarantine(item)
-            elif item.started_at.date() < start:
-                quarantine(Quarantined(str(path), None, (
-                    f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
-                    "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
-            elif item.format in SPAN_FORMATS:
-                if item.trace_id in span_traces:
-                    item = merge(span_traces[item.trace_id][0], item)
-                span_traces[item.trace_id] = (item, str(path))
-            else:
-                add_row(item, str(path))
-            if len(rows) + len(span_traces) + len(quarantined) >= INGEST_BATCH:
-                flush()
-    flush()
-    return {"loaded": counts["loaded"], "updated": counts["updated"], "unchanged": counts["unchanged"],
-            "merged": counts["merged"],
-            "quarantined": counts["quarantined"], "quarantine_reasons": dict(reasons),
-            "days": sorted(days), "projects": sorted(projects)}
+from .ingest.stage import ingest_paths  # noqa: E402,F401 - moved; callers still import it from here
 
 
 # ----------------------------------------------------------------------------------------
 # preprocess
 
 
-def preprocess_days(store: Store, settings: Settings, days: list[str]) -> dict[str, Any]:
-    from .preprocess import CustomPreprocessorError, load_custom, preprocess
-
-    t0 = time.monotonic()
-    # A custom preprocessor that cannot be imported is a bad setting: fail the run once, up front.
-    custom = load_custom(settings.preprocess.custom) if settings.preprocess.custom else None
-    raw = store.raw_traces_for_days(days)
-    settings_hash = settings.preprocess_hash()
-    rows: list[dict] = []
-    counts: Counter[str] = Counter()
-    redactions: Counter[str] = Counter()
-    tokens_before = tokens_after = 0
-    for r in raw.itertuples(index=False):
-        if r.done_hash == r.payload_hash and r.done_status == "ok" and r.done_preprocess_hash == settings_hash:
-            counts["unchanged"] += 1
-            continue
-        base = {"trace_id": r.trace_id, "project": r.project, "day": r.day, "started_at": r.started_at,
-                "format": r.format, "version": r.version, "payload_hash": r.payload_hash,
-                "preprocessed_at": now_utc(), "preprocess_hash": settings_hash}
-        try:
-            p = preprocess(Trace.from_json(r.payload), settings.preprocess, custom=custom)
-        except CustomPreprocessorError as e:  # the user's callable: its own error and full traceback
-            counts["failed"] += 1
-            rows.append({**base, "status": "failed", "error": f"{e}\n{e.details}"})
-            continue
-        except Exception as e:  # one bad trace fails alone, with its reason
-            counts["failed"] += 1
-            rows.append({**base, "status": "failed",
-                         "error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"})
-            continue
-        counts["preprocessed"] += 1
-        tokens_before += p.tokens_before
-        tokens_after += p.tokens_after
-        redactions.update(p.redactions)
-        rows.append({**base, "content": p.text, "content_hash": p.content_hash, "n_spans": p.n_spans,
-                     "n_messages": p.n_messages, "tokens_before": p.tokens_before, "tokens_after": p.tokens_after,
-                     "truncated": p.truncated, "redactions": json.dumps(p.redactions), "status": "ok", "error": None})
-    store.replace_traces(days, rows, keep_ids=raw.trace_id.tolist())
-    return {"raw_traces": len(raw), "preprocessed": counts["preprocessed"], "unchanged": counts["unchanged"],
-            "failed": counts["failed"], "tokens_before": tokens_before, "tokens_after": tokens_after,
-            "redactions": dict(redactions), "seconds": round(time.monotonic() - t0, 3)}
+from .preprocess.stage import preprocess_days  # noqa: E402,F401 - moved; callers still import it from here
 
 
 # ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -87,12 +87,12 @@ class Trace:
 def _messages_or_raw(value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
         return [Message(**m) for m in value]
-    if isinstance(value, dict) and "role" in value and set(value) <= MESSAGE_FIELDS:
+    if isinstance(value, dict) and "role" in value and set(value) <= set(MESSAGE_FIELDS):
         return Message(**value)
     return value
 
 
-MESSAGE_FIELDS = {"role", "content", "tool_calls", "tool_call_id", "name"}
+MESSAGE_FIELDS = tuple(f.name for f in fields(Message))  # in declaration order, for error messages
 
 
 @dataclass

@@ -13,7 +13,7 @@ from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.pipeline import ingest_paths
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets_tests.conftest import shared_data
 
@@ -57,7 +57,7 @@ def synthetic_run(tmp_path_factory):
     records = generate_traces(n_traces=N_SYNTHETIC, days=DAYS, seed=11, end=end)
     write_jsonl(records, path)
     store = Store(settings.database_path)
-    summary = ingest_paths(store, settings, [path])
+    summary = ingest_paths(store=store, settings=settings, paths=[path])
     days = [(end - timedelta(days=i)).isoformat() for i in range(DAYS)]
     with instance_for_test() as instance:
         results = materialize_all(settings, instance, days, ["acme-support"])
@@ -66,7 +66,7 @@ def synthetic_run(tmp_path_factory):
 
 def test_synthetic_rows_land_in_every_table(synthetic_run):
     settings, store, records, summary, results, days = synthetic_run
-    assert summary["loaded"] == N_SYNTHETIC and summary["quarantined"] == 0
+    assert summary.loaded == N_SYNTHETIC and summary.quarantined == 0
     q = store.query_df
     assert q("SELECT count(*) n FROM traces WHERE status = 'ok'").n[0] == N_SYNTHETIC
     facets = q("SELECT facet, count(*) n, count(DISTINCT engine) engines, min(engine) engine FROM facets GROUP BY 1")
@@ -133,10 +133,10 @@ def test_tau_bench_end_to_end_with_gates(settings):
     """Real agent runs: below the 400-trace gate no map is made; with the gate lowered, maps and labels land."""
     path = shared_data("tau-bench", "gpt-4o-airline.json")
     store = Store(settings.database_path)
-    summary = ingest_paths(store, settings, [str(path)])
-    assert summary["loaded"] == 200 and summary["quarantined"] == 0
-    project = summary["projects"][0]
-    day = summary["days"]
+    summary = ingest_paths(store=store, settings=settings, paths=[str(path)])
+    assert summary.loaded == 200 and summary.quarantined == 0
+    project = summary.projects[0]
+    day = summary.days
     with instance_for_test() as instance:
         materialize_all(settings, instance, day, [project])
         assert store.query_df("SELECT count(*) n FROM topic_map_generations").n[0] == 0

@@ -18,7 +18,7 @@ from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_topic_map
 from topics_assets.pipeline import ingest_paths
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 N_TRACES = 120
 
@@ -26,7 +26,7 @@ N_TRACES = 120
 def _ingest(settings, n=N_TRACES, seed=21, days=3):
     path = f"{settings.home}/traces-{seed}.jsonl"
     write_jsonl(generate_traces(n_traces=n, days=days, seed=seed, project="shop"), path)
-    return ingest_paths(Store(settings.database_path), settings, [path])
+    return ingest_paths(store=Store(settings.database_path), settings=settings, paths=[path])
 
 
 def _sensor(defs, name):
@@ -77,8 +77,8 @@ def test_new_traces_sensor_requests_pending_days_then_skips(settings, instance):
     defs = build_defs(settings)
     (request,) = _evaluate(_sensor(defs, "new_traces"), instance, settings)
     assert isinstance(request, RunRequest)
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary["days"][0], summary["days"][-1])
-    run_days(defs, instance, summary["days"], RunSummary())
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (summary.days[0], summary.days[-1])
+    run_days(defs, instance, summary.days, RunSummary())
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
     # A later version of a trace (more spans) makes its day pending again.
     _ingest(settings, n=3, seed=99, days=1)
@@ -87,12 +87,12 @@ def test_new_traces_sensor_requests_pending_days_then_skips(settings, instance):
 
 def test_pending_days_far_apart_go_to_separate_runs(settings, instance):
     """A late trace from weeks ago must not make one run re-read every day in between."""
-    recent = _ingest(settings, n=30, seed=21, days=2)["days"]
+    recent = _ingest(settings, n=30, seed=21, days=2).days
     old_day = (date.fromisoformat(recent[0]) - timedelta(days=40)).isoformat()
     path = f"{settings.home}/late.jsonl"
     late = generate_traces(n_traces=3, days=1, seed=8, project="shop", end=date.fromisoformat(old_day))
     write_jsonl(late, path)
-    ingest_paths(Store(settings.database_path), settings, [path])
+    ingest_paths(store=Store(settings.database_path), settings=settings, paths=[path])
     defs = build_defs(settings)
 
     requests = _evaluate(_sensor(defs, "new_traces"), instance, settings)
@@ -118,13 +118,13 @@ def test_day_ranges_split_at_the_widest_gaps_and_stay_bounded():
 def test_changed_preprocess_settings_make_days_pending_and_reprocess(settings, instance):
     summary = _ingest(settings, n=20, seed=61, days=1)
     defs = build_defs(settings)
-    run_days(defs, instance, summary["days"], RunSummary())
+    run_days(defs, instance, summary.days, RunSummary())
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
     settings.preprocess.extra_patterns = {"ORDER": r"\bA\d{4,}\b"}
     defs = build_defs(settings)
     assert [type(r) for r in _evaluate(_sensor(defs, "new_traces"), instance, settings)] == [RunRequest]
     result = RunSummary()
-    run_days(defs, instance, summary["days"], result)
+    run_days(defs, instance, summary.days, result)
     assert result.metadata["traces"]["preprocessed"] == 20 and result.metadata["traces"]["unchanged"] == 0
     assert isinstance(_evaluate(_sensor(defs, "new_traces"), instance, settings), SkipReason)
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from topics_assets.cli import cli
-from topics_assets.synthetic import generate_traces
+from topics_assets.demo import generate_traces
 
 GOOD_CHAT = {"id": "chat-1", "project": "shop", "timestamp": "2026-11-20T10:00:00Z",
              "messages": [{"role": "user", "content": "Where is my parcel? It was due Monday."},

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 N = 150
 

@@ -32,7 +32,7 @@ from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.facets import SYSTEM_PROMPT, ExtractiveFacetEngine
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets.testing.llm_server import FakeLLMServer, hash_embedding, request_schema, schema_answer, trace_block
 
@@ -90,10 +90,10 @@ def load(settings, n: int, seed: int = 5, extra: list[dict] | None = None, days:
     store = Store(settings.database_path)
     path = f"{settings.home}/traces-{seed}-{n}.jsonl"
     write_jsonl(generate_traces(n_traces=n, days=days, seed=seed, end=END) + (extra or []), path)
-    summary = pipeline.ingest_paths(store, settings, [path])
-    assert summary["quarantined"] == 0, summary
-    pipeline.preprocess_days(store, settings, summary["days"])
-    return store, summary["days"]
+    summary = pipeline.ingest_paths(store=store, settings=settings, paths=[path])
+    assert summary.quarantined == 0, summary
+    pipeline.preprocess_days(store=store, settings=settings, days=summary.days)
+    return store, summary.days
 
 
 def chats(server) -> list[dict]:
@@ -278,8 +278,8 @@ def test_rerun_is_free_and_changes_refacet_only_what_changed(settings, server):
     server.reset()
     changed = dict(CHAT, messages=CHAT["messages"] + [{"role": "user", "content": "One more thing: thanks!"}])
     write_jsonl([changed], f"{settings.home}/changed.jsonl")
-    assert pipeline.ingest_paths(store, settings, [f"{settings.home}/changed.jsonl"])["updated"] == 1
-    pipeline.preprocess_days(store, settings, days)
+    assert pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/changed.jsonl"]).updated == 1
+    pipeline.preprocess_days(store=store, settings=settings, days=days)
     meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["llm_calls"] == 1 and meta["cache_hits"] == 30
     assert "One more thing" in trace_block(chats(server)[0])
@@ -424,8 +424,8 @@ def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(setti
 
     def ingest(timestamp: str, name: str) -> None:
         write_jsonl([dict(CHAT, timestamp=timestamp)], f"{settings.home}/{name}.jsonl")
-        pipeline.ingest_paths(store, settings, [f"{settings.home}/{name}.jsonl"])
-        pipeline.preprocess_days(store, settings, ["2025-06-02", "2025-06-03"])
+        pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/{name}.jsonl"])
+        pipeline.preprocess_days(store=store, settings=settings, days=["2025-06-02", "2025-06-03"])
 
     ingest("2025-06-03T08:00:00Z", "first")
     server.faults.append(("status", 400, {}, "context window exceeded"))
@@ -596,8 +596,8 @@ def test_litellm_embeddings_are_batched_and_cached(settings, server):
     record = {"id": "new-1", "project": "acme-support", "timestamp": "2025-06-03T12:00:00Z",
               "messages": [{"role": "user", "content": "Can you translate my invoice into Klingon?"}]}
     write_jsonl([record], f"{settings.home}/new.jsonl")
-    pipeline.ingest_paths(store, settings, [f"{settings.home}/new.jsonl"])
-    pipeline.preprocess_days(store, settings, days)
+    pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/new.jsonl"])
+    pipeline.preprocess_days(store=store, settings=settings, days=days)
     server.chat_handler = lambda body: json.dumps({k: f"Klingon {k} translation request." if "Klingon" in
                                                    trace_block(body) else f"Old {k}." for k in settings.facet_names})
     facet_days(store=store, settings=settings, days=days).to_metadata()

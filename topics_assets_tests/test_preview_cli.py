@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from topics_assets.cli import cli
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import read_file
+from topics_assets.ingest import read_file
 from topics_assets.preprocess import preprocess
-from topics_assets.tokens import count_tokens
+from topics_assets.preprocess.tokens import count_tokens
 
 CHAT = {"id": "c1", "project": "shop", "timestamp": "2026-11-20T10:00:00Z", "messages": [
     {"role": "system", "content": "You are a shop assistant. " + "Follow the returns policy. " * 40},

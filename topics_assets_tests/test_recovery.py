@@ -9,7 +9,7 @@ import sys
 import time
 
 from topics_assets.store import Store
-from topics_assets.synthetic import generate_traces, write_jsonl
+from topics_assets.demo import generate_traces, write_jsonl
 from topics_assets.testing.llm_server import FakeLLMServer
 
 N = 160

@@ -61,8 +61,8 @@ def build_assets(settings: Settings) -> list:
                        "that a facet model sees (table `traces`).")
     def traces(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.preprocess_days(store_from(duckdb), settings, context.partition_keys)
-        return MaterializeResult(metadata=_metadata(stats, t0))
+        result = pipeline.preprocess_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
            description="One summary per (trace, facet), all facets of a trace from one LLM call, or "

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from topics_assets.redact import luhn_ok, redact
+from topics_assets.preprocess.redact import luhn_ok, redact
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.mark.parametrize(

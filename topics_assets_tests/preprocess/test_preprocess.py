@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import parse_record, read_file
+from topics_assets.ingest import parse_record, read_file
 from topics_assets.preprocess import preprocess, strip_attachments
-from topics_assets.tokens import count_tokens, truncate_to_tokens
+from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
 from topics_assets.traces import Message, Span, Trace, sha256_text
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NOW = datetime(2025, 3, 1, tzinfo=timezone.utc)
 ELIDED = re.compile(r"\[\.\.\. ([\d,]+) messages, ~([\d,]+) tokens elided \.\.\.\]")
 
@@ -302,7 +302,7 @@ def test_tokens_work_offline_with_a_bad_cache_setting(tmp_path):
         "def refuse(*a, **k): raise OSError('network disabled')\n"
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
-        "from topics_assets.tokens import count_tokens\n"
+        "from topics_assets.preprocess.tokens import count_tokens\n"
         "assert count_tokens('hello world') == 2\n"
         "assert os.environ['TIKTOKEN_CACHE_DIR'] == os.environ['EXPECTED']\n"
     )
@@ -310,7 +310,7 @@ def test_tokens_work_offline_with_a_bad_cache_setting(tmp_path):
         **os.environ,
         "TIKTOKEN_CACHE_DIR": str(tmp_path / "empty"),
         "EXPECTED": str(tmp_path / "empty"),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topics_assets.formats import RecordError, parse_record, read_file, write_actions
+from topics_assets.ingest import RecordError, parse_record, read_file, write_actions
 from topics_assets.traces import Message, Quarantined, Trace
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -479,14 +479,14 @@ def test_a_100_mb_line_is_parsed_in_memory_bounded_by_the_line(tmp_path):
     size = path.stat().st_size
     script = (
         "import json, resource, sys\n"
-        "from topics_assets.formats import read_file\n"
+        "from topics_assets.ingest import read_file\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
         "items = list(read_file(sys.argv[1]))\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base\n"
         "print(json.dumps({'ids': [getattr(i, 'trace_id', None) for i in items], 'peak': peak,\n"
         "                  'content': items[1].spans[0].input[0].content, 'payload': len(items[1].to_json())}))\n"
     )
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "PYTHONPATH": str(repo)}, check=True)
     result = json.loads(out.stdout)
@@ -511,8 +511,8 @@ def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, 
     assert t1.spans[0].input[0].content == "bad \ufffd half, good \U0001f600 pair"
     assert t1.labels == {"k\ufffd": "v"}
     t1.to_json().encode("utf-8")  # would raise on a lone surrogate
-    summary = ingest_paths(Store(settings.database_path), settings, [str(path)])
-    assert (summary["loaded"], summary["quarantined"]) == (2, 0)
+    summary = ingest_paths(store=Store(settings.database_path), settings=settings, paths=[str(path)])
+    assert (summary.loaded, summary.quarantined) == (2, 0)
 
 
 def test_deeply_nested_json_is_quarantined_with_a_reason(tmp_path):
@@ -589,7 +589,7 @@ def test_parent_id_cycles_do_not_lose_or_repeat_spans():
 
 def test_re_sent_messages_are_parsed_once_per_record():
     """A 500-call trace re-sends its history 500 times; parsed, it holds each message once."""
-    from topics_assets.formats import _MEMO
+    from topics_assets.ingest.records import MEMO as _MEMO
 
     history = [{"role": "user", "content": "hi"}]
     spans = []

@@ -33,18 +33,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from topics_assets.formats import (
-    _MEMO,
+from topics_assets.ingest.records import (
+    MEMO,
+    Context,
     RecordError,
     check_depth,
-    _Context,
-    _dump,
-    _message,
-    _messages,
-    _snippet,
-    _type,
+    dump,
+    snippet_of,
+    to_message,
+    to_messages,
+    type_name,
 )
-from topics_assets.preprocess import attachment_text
+from topics_assets.preprocess.attachments import attachment_text
 from topics_assets.traces import Message, Quarantined, Span, Trace
 
 OTLP_KEYS = ("resourceSpans", "resource_spans", "batches")  # "batches": Tempo's API
@@ -108,12 +108,23 @@ _CONTENT_KEYS = {
 }
 
 
-def is_otlp(obj: Any) -> bool:
+def detect(obj: Any) -> bool:
     return isinstance(obj, dict) and any(k in obj for k in OTLP_KEYS)
 
 
 # ---------------------------------------------------------------------------
 # Values and ids
+
+
+
+def parse(obj: dict, ctx: Context) -> Iterator[Trace]:
+    """One export batch on its own: all of its traces, or RecordError for the first problem."""
+    asm = OtlpAssembler(ctx)
+    items = [*asm.add(obj, None, ""), *asm.finish()]
+    bad = next((q for q in items if isinstance(q, Quarantined)), None)
+    if bad is not None:
+        raise RecordError(bad.reason)
+    yield from items
 
 
 def any_value(v: Any) -> Any:
@@ -294,7 +305,7 @@ def _openinference_message(flat: dict[str, Any], where: str) -> Message:
     role = m.get("role")
     if not isinstance(role, str) or not role:
         role = "tool" if m.get("tool_call_id") is not None else "assistant" if calls else None
-    return _message(
+    return to_message(
         {"role": role, "content": content, "tool_calls": calls, "tool_call_id": m.get("tool_call_id"),
          "name": m.get("name")},
         where,
@@ -308,7 +319,7 @@ def _openllmetry_message(flat: dict[str, Any], where: str, default_role: str) ->
     if isinstance(fc, dict) and fc.get("name"):
         calls.append(fc)
     role = m.get("role") if isinstance(m.get("role"), str) and m.get("role") else default_role
-    return _message(
+    return to_message(
         {"role": role, "content": _content_parts(m.get("content")), "tool_calls": calls,
          "tool_call_id": m.get("tool_call_id"), "name": m.get("name") if isinstance(m.get("name"), str) else None},
         where,
@@ -344,19 +355,19 @@ def genai_messages(value: Any, where: str, default_role: str = "user") -> list[M
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RecordError(f"{where}: expected a list of messages, got {_type(value)}")
+        raise RecordError(f"{where}: expected a list of messages, got {type_name(value)}")
     out: list[Message] = []
     for i, m in enumerate(value):
         w = f"{where}[{i}]"
         if not isinstance(m, dict):
-            raise RecordError(f"{w}: a message must be an object, got {_type(m)}")
+            raise RecordError(f"{w}: a message must be an object, got {type_name(m)}")
         role = m.get("role") if isinstance(m.get("role"), str) and m.get("role") else default_role
         parts = m.get("parts")
         if parts is None and "content" in m:  # an OpenAI-style message in the same attribute
-            out.append(_message({**m, "role": role}, w))
+            out.append(to_message({**m, "role": role}, w))
             continue
         if not isinstance(parts, list):
-            raise RecordError(f"{w}: 'parts' must be a list, got {_type(parts)}")
+            raise RecordError(f"{w}: 'parts' must be a list, got {type_name(parts)}")
         texts: list[str] = []
         calls: list[dict[str, Any]] = []
         results: list[Message] = []
@@ -365,17 +376,17 @@ def genai_messages(value: Any, where: str, default_role: str = "user") -> list[M
                 texts.append(p)
                 continue
             if not isinstance(p, dict):
-                raise RecordError(f"{w}.parts[{j}]: a part must be an object, got {_type(p)}")
+                raise RecordError(f"{w}.parts[{j}]: a part must be an object, got {type_name(p)}")
             kind = p.get("type")
             if kind == "text":
-                texts.append(p.get("content") if isinstance(p.get("content"), str) else _dump(p.get("content")))
+                texts.append(p.get("content") if isinstance(p.get("content"), str) else dump(p.get("content")))
             elif kind in ("tool_call", "server_tool_call"):
                 calls.append({"id": p.get("id"), "name": p.get("name"), "arguments": p.get("arguments")})
             elif kind in ("tool_call_response", "server_tool_call_response"):
                 resp = p.get("response", p.get("result"))
                 results.append(
-                    _message({"role": "tool", "tool_call_id": p.get("id"),
-                              "content": resp if isinstance(resp, str) else _dump(resp)}, f"{w}.parts[{j}]")
+                    to_message({"role": "tool", "tool_call_id": p.get("id"),
+                              "content": resp if isinstance(resp, str) else dump(resp)}, f"{w}.parts[{j}]")
                 )
             else:
                 text = _genai_part_text(p)
@@ -383,7 +394,7 @@ def genai_messages(value: Any, where: str, default_role: str = "user") -> list[M
                     texts.append(text)
         if texts or calls:
             role_here = role if not (role == "tool" and not texts and calls) else "assistant"
-            out.append(_message({"role": role_here, "content": "\n".join(texts), "tool_calls": calls,
+            out.append(to_message({"role": role_here, "content": "\n".join(texts), "tool_calls": calls,
                                  "name": m.get("name") if isinstance(m.get("name"), str) else None}, w))
         out.extend(results)
     return out
@@ -398,7 +409,7 @@ def _system_instructions(value: Any, where: str) -> list[Message]:
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RecordError(f"{where}: expected a list of parts, got {_type(value)}")
+        raise RecordError(f"{where}: expected a list of parts, got {type_name(value)}")
     texts = []
     for p in value:
         if isinstance(p, str):
@@ -420,9 +431,9 @@ def _legacy_json_messages(value: Any, where: str, default_role: str) -> list[Mes
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RecordError(f"{where}: expected messages, got {_type(value)}")
+        raise RecordError(f"{where}: expected messages, got {type_name(value)}")
     return [
-        _message({"role": default_role, **m} if isinstance(m, dict) else m, f"{where}[{i}]")
+        to_message({"role": default_role, **m} if isinstance(m, dict) else m, f"{where}[{i}]")
         for i, m in enumerate(value)
     ]
 
@@ -435,14 +446,14 @@ def _io_messages(value: Any, where: str, default_role: str) -> list[Message]:
     if isinstance(value, str):
         return [Message(default_role, value)]
     if isinstance(value, dict) and isinstance(value.get("messages"), list):  # a chat request body
-        return _messages(value["messages"], f"{where}.messages")
+        return to_messages(value["messages"], f"{where}.messages")
     if isinstance(value, dict) and isinstance(value.get("choices"), list):  # a chat response body
         out = []
         for c in value["choices"]:
             if isinstance(c, dict) and isinstance(c.get("message"), dict):
-                out.append(_message({"role": "assistant", **c["message"]}, f"{where}.choices"))
+                out.append(to_message({"role": "assistant", **c["message"]}, f"{where}.choices"))
         return out
-    return [Message(default_role, _dump(value))]
+    return [Message(default_role, dump(value))]
 
 
 def _llm_messages(attrs: dict[str, Any], events: list[dict], where: str) -> tuple[list[Message], list[Message], bool]:
@@ -565,7 +576,7 @@ class _Parsed:
 def parse_span(raw: Any, where: str) -> _Parsed:
     """One OTLP span as our Span, with its (hex) trace id. Raises RecordError naming what is wrong."""
     if not isinstance(raw, dict):
-        raise RecordError(f"{where}: a span must be an object, got {_type(raw)}")
+        raise RecordError(f"{where}: a span must be an object, got {type_name(raw)}")
     trace_id = hex_id(_get(raw, "traceId", "trace_id"), 16)
     if trace_id is None:
         raise RecordError(f"{where}: missing or invalid traceId (got {str(_get(raw, 'traceId', 'trace_id'))[:40]!r})")
@@ -580,7 +591,7 @@ def parse_span(raw: Any, where: str) -> _Parsed:
             raise RecordError(f"{where}: invalid parentSpanId {str(raw_parent)[:40]!r}")
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
-        raise RecordError(f"{where}: 'name' must be a string, got {_type(name)}")
+        raise RecordError(f"{where}: 'name' must be a string, got {type_name(name)}")
     attrs = attributes(raw.get("attributes"))
     events = _events(raw.get("events"))
     span_type = _span_type(attrs)
@@ -626,26 +637,26 @@ def iter_spans(doc: dict, where: str) -> Iterator[tuple[str, dict[str, Any], Any
     """
     groups = _get(doc, *OTLP_KEYS)
     if not isinstance(groups, list):
-        raise RecordError(f"'resourceSpans' must be a list, got {_type(groups)}")
+        raise RecordError(f"'resourceSpans' must be a list, got {type_name(groups)}")
     for i, rs in enumerate(groups):
         w = f"resourceSpans[{i}]"
         if not isinstance(rs, dict):
-            raise RecordError(f"{w} must be an object, got {_type(rs)}")
+            raise RecordError(f"{w} must be an object, got {type_name(rs)}")
         resource = rs.get("resource")
         res_attrs = attributes(resource.get("attributes")) if isinstance(resource, dict) else {}
         scopes = _get(rs, *_SCOPE_KEYS)
         if scopes is None:
             continue
         if not isinstance(scopes, list):
-            raise RecordError(f"{w}.scopeSpans must be a list, got {_type(scopes)}")
+            raise RecordError(f"{w}.scopeSpans must be a list, got {type_name(scopes)}")
         for j, ss in enumerate(scopes):
             if not isinstance(ss, dict):
-                raise RecordError(f"{w}.scopeSpans[{j}] must be an object, got {_type(ss)}")
+                raise RecordError(f"{w}.scopeSpans[{j}] must be an object, got {type_name(ss)}")
             spans = ss.get("spans")
             if spans is None:
                 continue
             if not isinstance(spans, list):
-                raise RecordError(f"{w}.scopeSpans[{j}].spans must be a list, got {_type(spans)}")
+                raise RecordError(f"{w}.scopeSpans[{j}].spans must be a list, got {type_name(spans)}")
             for k, raw in enumerate(spans):
                 yield f"{w}.scopeSpans[{j}].spans[{k}]", res_attrs, raw
 
@@ -683,7 +694,7 @@ class OtlpAssembler:
     last_lines_in()); without it every trace is held until finish().
     """
 
-    def __init__(self, ctx: _Context, last_lines: dict[str, int] | None = None):
+    def __init__(self, ctx: Context, last_lines: dict[str, int] | None = None):
         self.ctx = ctx
         self.open: dict[str, _Open] = {}
         self.due: dict[int, list[str]] = {}  # line -> traces whose last mention it is
@@ -697,13 +708,13 @@ class OtlpAssembler:
         try:
             items = list(iter_spans(doc, prefix))
         except RecordError as e:
-            yield Quarantined(self.ctx.source, line, f"{prefix}{e}", _snippet(_dump(doc)))
+            yield Quarantined(self.ctx.source, line, f"{prefix}{e}", snippet_of(dump(doc)))
             return
-        token = _MEMO.set({})  # spans of one record share the messages they re-send
+        token = MEMO.set({})  # spans of one record share the messages they re-send
         try:  # (no yield while the memo is set: the caller's code would run inside it)
             problems = list(self._add_spans(items, line, prefix))
         finally:
-            _MEMO.reset(token)
+            MEMO.reset(token)
         yield from problems
 
     def _add_spans(self, items: list, line: int | None, prefix: str) -> Iterator[Quarantined]:
@@ -714,11 +725,11 @@ class OtlpAssembler:
                 reason = str(e) if isinstance(e, RecordError) else f"{w}: nested too deeply"
                 tid = hex_id(_get(raw, "traceId", "trace_id"), 16) if isinstance(raw, dict) else None
                 if tid is None:  # cannot be placed in a trace: quarantined alone
-                    yield Quarantined(self.ctx.source, line, f"{prefix}{reason}", _snippet(_dump(raw)))
+                    yield Quarantined(self.ctx.source, line, f"{prefix}{reason}", snippet_of(dump(raw)))
                     continue
                 t = self.open.setdefault(tid, _Open())
                 if t.problem is None:
-                    t.problem = (line, f"{prefix}{reason}", _snippet(_dump(raw)))
+                    t.problem = (line, f"{prefix}{reason}", snippet_of(dump(raw)))
                 continue
             t = self.open.setdefault(parsed.trace_id, _Open())
             t.line = line

@@ -1,4 +1,4 @@
-"""Tests for the synthetic trace generator (topics_assets/synthetic.py).
+"""Tests for the synthetic trace generator (topics_assets/demo/).
 
 They pin the properties `topics demo` and the pipeline tests rely on:
 determinism, the span-format shape, a growing llm history, tool errors only
@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from topics_assets import synthetic as S
-from topics_assets.synthetic import SCENARIOS, generate_traces, write_jsonl
+from topics_assets.demo import generator as S
+from topics_assets.demo import SCENARIOS, generate_traces, write_jsonl
 
 END = dt.date(2026, 11, 20)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")

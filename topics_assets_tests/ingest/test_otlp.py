@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topics_assets.config import PreprocessSettings
-from topics_assets.formats import RecordError, parse_record, read_file
+from topics_assets.ingest import RecordError, parse_record, read_file
 from topics_assets.preprocess import preprocess
 from topics_assets.traces import Quarantined, Trace
 
@@ -413,21 +413,21 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
 
     store = Store(settings.database_path)
     settings.partitions_start = "2020-01-01"
-    s1 = ingest_paths(store, settings, [str(first)])
-    day = s1["days"]
-    assert (s1["loaded"], s1["quarantined"]) == (1, 0)
-    assert preprocess_days(store, settings, day)["preprocessed"] == 1
-    assert facet_days(store=store, settings=settings, days=day).to_metadata()["faceted"] == 1
+    s1 = ingest_paths(store=store, settings=settings, paths=[str(first)])
+    day = s1.days
+    assert (s1.loaded, s1.quarantined) == (1, 0)
+    assert preprocess_days(store=store, settings=settings, days=day).preprocessed == 1
+    assert facet_days(store=store, settings=settings, days=day).faceted == 1
     hash1 = store.query_df("SELECT content_hash FROM traces").content_hash[0]
 
-    again = ingest_paths(store, settings, [str(first)])  # the same export again: nothing to do
-    assert (again["loaded"], again["updated"], again["unchanged"]) == (0, 0, 1)
-    assert preprocess_days(store, settings, day)["unchanged"] == 1
-    assert facet_days(store=store, settings=settings, days=day).to_metadata()["faceted"] == 0
+    again = ingest_paths(store=store, settings=settings, paths=[str(first)])  # the same export again: nothing to do
+    assert (again.loaded, again.updated, again.unchanged) == (0, 0, 1)
+    assert preprocess_days(store=store, settings=settings, days=day).unchanged == 1
+    assert facet_days(store=store, settings=settings, days=day).faceted == 0
 
-    s2 = ingest_paths(store, settings, [str(second)])
-    assert (s2["loaded"], s2["updated"]) == (0, 1)
-    assert preprocess_days(store, settings, day)["preprocessed"] == 1
+    s2 = ingest_paths(store=store, settings=settings, paths=[str(second)])
+    assert (s2.loaded, s2.updated) == (0, 1)
+    assert preprocess_days(store=store, settings=settings, days=day).preprocessed == 1
     row = store.query_df("SELECT content_hash, content, n_spans FROM traces").iloc[0]
     assert row.content_hash != hash1 and "And tomorrow?" in row.content and row.n_spans == 5
     f = facet_days(store=store, settings=settings, days=day).to_metadata()
@@ -439,8 +439,8 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
     third = tmp_path / "third.jsonl"
     third.write_text(second.read_text().replace('"intValue":"120"', '"intValue":"999"'))
     assert third.read_text() != second.read_text()
-    assert ingest_paths(store, settings, [str(third)])["updated"] == 1
-    assert preprocess_days(store, settings, day)["preprocessed"] == 1
+    assert ingest_paths(store=store, settings=settings, paths=[str(third)]).updated == 1
+    assert preprocess_days(store=store, settings=settings, days=day).preprocessed == 1
     assert store.query_df("SELECT content_hash FROM traces").content_hash[0] == row.content_hash
     f = facet_days(store=store, settings=settings, days=day).to_metadata()
     assert (f["faceted"], f["cache_hits"]) == (0, 1)
@@ -467,22 +467,22 @@ def test_spans_of_one_trace_split_over_two_files_are_merged(tmp_path, settings, 
         return store.query_df("SELECT project, n_spans, content FROM traces").iloc[0]
 
     whole = Store(str(tmp_path / "whole.duckdb"))
-    day = ingest_paths(whole, settings, [str(path)])["days"]
-    preprocess_days(whole, settings, day)
+    day = ingest_paths(store=whole, settings=settings, paths=[str(path)]).days
+    preprocess_days(store=whole, settings=settings, days=day)
 
     split_store = Store(str(tmp_path / "split.duckdb"))
-    s1 = ingest_paths(split_store, settings, [str(files[0])])
-    s2 = ingest_paths(split_store, settings, [str(files[1])])
-    assert (s1["loaded"], s2["updated"], s2["merged"]) == (1, 1, 1)
+    s1 = ingest_paths(store=split_store, settings=settings, paths=[str(files[0])])
+    s2 = ingest_paths(store=split_store, settings=settings, paths=[str(files[1])])
+    assert (s1.loaded, s2.updated, s2.merged) == (1, 1, 1)
     assert split_store.query_df("SELECT count(*) n FROM raw_traces").n[0] == 1
-    preprocess_days(split_store, settings, day)
+    preprocess_days(store=split_store, settings=settings, days=day)
     merged, expected = content(split_store), content(whole)
     assert merged.n_spans == expected.n_spans == 4 and merged.project == "weather"
     assert merged.content == expected.content
     assert "weather API timed out" in merged.content and "the weather service is down" in merged.content
 
-    again = ingest_paths(split_store, settings, [str(f) for f in files])  # both parts again, in one call
-    assert (again["unchanged"], again["updated"]) == (1, 0)
+    again = ingest_paths(store=split_store, settings=settings, paths=[str(f) for f in files])  # both parts again, in one call
+    assert (again.unchanged, again.updated) == (1, 0)
 
 
 _mutations = st.sampled_from(["delete", "null", "string", "number", "list", "dict", "hexjunk", "deep"])

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from topics_assets.config import ConfigError, PreprocessSettings, load_settings
-from topics_assets.formats import parse_record
+from topics_assets.ingest import parse_record
 from topics_assets.preprocess import CustomPreprocessorError, load_custom, preprocess
 from topics_assets.traces import Message, Span, Trace
 
@@ -168,8 +168,8 @@ def _ingest(settings, tmp_path, ids):
             {"role": "assistant", "content": "Hi!"}]}))
     path.write_text("\n".join(rows) + "\n")
     store = Store(settings.database_path)
-    summary = ingest_paths(store, settings, [str(path)])
-    return store, summary["days"]
+    summary = ingest_paths(store=store, settings=settings, paths=[str(path)])
+    return store, summary.days
 
 
 def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_module, settings, tmp_path):
@@ -177,11 +177,11 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
 
     settings.preprocess.custom = f"{custom_module}:explode_on_vip"
     store, days = _ingest(settings, tmp_path, ["a", "vip", "b"])
-    meta = preprocess_days(store, settings, days)
-    assert set(meta) == {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
+    meta = preprocess_days(store=store, settings=settings, days=days)
+    assert set(meta.to_metadata()) == {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
                          "redactions", "seconds"}
-    assert (meta["preprocessed"], meta["failed"]) == (2, 1)
-    assert meta["redactions"] == {"EMAIL": 2}  # counts reach run metadata
+    assert (meta.preprocessed, meta.failed) == (2, 1)
+    assert meta.redactions == {"EMAIL": 2}  # counts reach run metadata
     rows = store.query_df("SELECT trace_id, status, error FROM traces ORDER BY trace_id")
     assert list(rows.status) == ["ok", "ok", "failed"]
     error = rows.error[2]
@@ -191,12 +191,12 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
     assert facet_days(store=store, settings=settings, days=days).to_metadata()["traces"] == 2  # the failed trace is not faceted
     # Fixed (another function): every trace is preprocessed with it, the failed one now succeeds ...
     settings.preprocess.custom = f"{custom_module}:no_tools"
-    meta = preprocess_days(store, settings, days)
-    assert (meta["preprocessed"], meta["unchanged"], meta["failed"]) == (3, 0, 0)
+    meta = preprocess_days(store=store, settings=settings, days=days)
+    assert (meta.preprocessed, meta.unchanged, meta.failed) == (3, 0, 0)
     assert list(store.query_df("SELECT status FROM traces ORDER BY trace_id").status) == ["ok", "ok", "ok"]
     # ... and with the same settings nothing is redone.
-    meta = preprocess_days(store, settings, days)
-    assert (meta["preprocessed"], meta["unchanged"], meta["failed"]) == (0, 3, 0)
+    meta = preprocess_days(store=store, settings=settings, days=days)
+    assert (meta.preprocessed, meta.unchanged, meta.failed) == (0, 3, 0)
 
 
 def test_an_unloadable_custom_preprocessor_fails_the_run_up_front(settings, tmp_path):
@@ -205,7 +205,7 @@ def test_an_unloadable_custom_preprocessor_fails_the_run_up_front(settings, tmp_
     store, days = _ingest(settings, tmp_path, ["a"])
     settings.preprocess.custom = "nowhere_to_be_found:fn"
     with pytest.raises(ConfigError, match="cannot import 'nowhere_to_be_found'"):
-        preprocess_days(store, settings, days)
+        preprocess_days(store=store, settings=settings, days=days)
     assert store.query_df("SELECT count(*) n FROM traces").n[0] == 0
 
 

@@ -1,0 +1,101 @@
+"""The ingest stage: files into raw_traces, with what landed, changed and was quarantined."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+from topics_assets.config import Settings
+from topics_assets.ingest.files import read_file
+from topics_assets.ingest.otlp import SPAN_FORMATS, merge_exports
+from topics_assets.results import StageResult
+from topics_assets.store import Store
+from topics_assets.traces import Quarantined, Trace, sha256_text
+
+INGEST_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class IngestResult(StageResult):
+    loaded: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0  # OTLP traces whose spans joined ones stored or seen earlier
+    quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    days: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+
+
+def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], project: str | None = None,
+                 on_record: Callable[[str], None] | None = None, now: datetime | None = None) -> IngestResult:
+    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one.
+
+    OTLP traces are the exception: their spans may come in several exports (batches, rotated files),
+    so the spans of a trace id already stored, or seen earlier in this call, are merged with the
+    new ones (otlp.merge_exports) instead of replaced.
+    """
+    now = now or datetime.now(timezone.utc)
+    start = date.fromisoformat(settings.partitions_start)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    rows: list[dict] = []
+    quarantined: list[dict] = []
+    days: set[str] = set()
+    projects: set[str] = set()
+
+    span_traces: dict[str, tuple[Trace, str]] = {}  # OTLP traces of this batch, by id, with their file
+
+    def add_row(trace: Trace, path: str) -> None:
+        payload = trace.to_json()
+        rows.append({"trace_id": trace.trace_id, "project": trace.project, "day": trace.day,
+                     "started_at": trace.started_at, "format": trace.format, "source": path,
+                     "payload": payload, "payload_hash": sha256_text(payload)})
+        days.add(trace.day)
+        projects.add(trace.project)
+
+    def merge(earlier: Trace, later: Trace) -> Trace:
+        merged = merge_exports(earlier, later)
+        counts["merged"] += len(merged.spans) > len(later.spans)  # the earlier part brought spans of its own
+        return merged
+
+    def flush() -> None:
+        stored = store.raw_payloads(list(span_traces), SPAN_FORMATS)
+        for tid, (trace, path) in span_traces.items():
+            add_row(merge(Trace.from_json(stored[tid]), trace) if tid in stored else trace, path)
+        span_traces.clear()
+        counts.update(store.upsert_raw_traces(rows))
+        store.add_quarantined(quarantined)
+        rows.clear()
+        quarantined.clear()
+
+    def quarantine(q: Quarantined) -> None:
+        counts["quarantined"] += 1
+        reasons[q.reason.split(":")[0][:80]] += 1
+        quarantined.append({"source": q.source, "line": q.line, "trace_id": q.trace_id, "reason": q.reason,
+                            "snippet": q.snippet[:200]})
+
+    for path in paths:
+        for item in read_file(path, project=project, default_project=settings.default_project, now=now):
+            if on_record:
+                on_record(str(path))
+            if isinstance(item, Quarantined):
+                quarantine(item)
+            elif item.started_at.date() < start:
+                quarantine(Quarantined(str(path), None, (
+                    f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
+                    "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
+            elif item.format in SPAN_FORMATS:
+                if item.trace_id in span_traces:
+                    item = merge(span_traces[item.trace_id][0], item)
+                span_traces[item.trace_id] = (item, str(path))
+            else:
+                add_row(item, str(path))
+            if len(rows) + len(span_traces) + len(quarantined) >= INGEST_BATCH:
+                flush()
+    flush()
+    return IngestResult(loaded=counts["loaded"], updated=counts["updated"], unchanged=counts["unchanged"],
+                        merged=counts["merged"], quarantined=counts["quarantined"],
+                        quarantine_reasons=dict(reasons), days=sorted(days), projects=sorted(projects))

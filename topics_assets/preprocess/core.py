@@ -1,0 +1,158 @@
+"""Turn a trace (any number of spans) into the one linear text a facet model reads.
+
+Agent frameworks log every LLM call with the whole history it re-sent, so a
+500-step run holds the first message 500 times. We walk the span tree in time
+order and emit each message once, in conversation order: the text grows with
+the conversation, not with its square. Scorer spans, span metadata and
+attachments never reach the text; secrets and PII are redacted; the result is
+capped at settings.max_tokens, keeping what a summary needs most. A custom
+preprocessor (settings.custom, "package.module:function") may first choose the
+messages or spans to keep; what it keeps goes through all of the above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from topics_assets.config import PreprocessSettings
+from topics_assets.preprocess.cap import fit
+from topics_assets.preprocess.custom import apply_custom, cached_custom
+from topics_assets.preprocess.redact import redact
+from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
+from topics_assets.preprocess.walk import conversation
+from topics_assets.traces import Trace, sha256_text
+
+
+@dataclass
+class PreprocessedTrace:
+    """What the facet model reads for one trace, with the numbers run metadata reports."""
+
+    text: str
+    content_hash: str  # sha256 of text: unchanged text means unchanged facets
+    # The linear (de-duplicated) conversation before anything was shortened, redacted or cut by the cap.
+    tokens_before: int
+    tokens_after: int  # tokens in text
+    n_spans: int  # spans in the trace, dropped ones included
+    n_messages: int  # unique messages and tool results in the conversation
+    redactions: dict[str, int] = field(default_factory=dict)
+    truncated: bool = False
+
+
+# ---------------------------------------------------------------------------
+# The whole step
+
+_SEP = "\n\n"
+_SENTINEL = "\x00"  # marks block ends while the joined text is redacted in one pass
+
+
+@lru_cache(maxsize=1024)
+def _count_cached(text: str) -> int:
+    return count_tokens(text)
+
+
+def _count_block(text: str, role: str) -> int:
+    # System prompts repeat across an app's traces: count each once (huge ones are not kept).
+    return _count_cached(text) if role == "system" and len(text) <= 65_536 else count_tokens(text)
+
+
+def _redact_blocks(
+    pieces: list[str], counts: list[int], settings: PreprocessSettings
+) -> tuple[str, int, dict[str, int]]:
+    """Redact the joined blocks, recounting only the blocks that changed.
+
+    Every block starts with "[" and every piece but the last ends with the
+    separator, where the tokenizer's pre-tokens always end: so the tokens of the
+    joined text are exactly the sum of the pieces' tokens (a property test checks
+    this). A sentinel between pieces, which no built-in rule can match across,
+    lets us split the redacted text back into its pieces. Whenever that cannot
+    hold (a NUL in the trace, a rule that crossed a boundary, a configured
+    pattern that matched), the result is that of redacting the joined text,
+    counted whole.
+    """
+    extra = settings.extra_patterns or None
+    if not settings.redact:
+        return "".join(pieces), sum(counts), {}
+    if any(_SENTINEL in p for p in pieces):
+        text, redactions = redact("".join(pieces), extra)
+        return text, count_tokens(text), redactions
+    joined, redactions = redact(_SENTINEL.join(pieces), builtin=True)
+    out = joined.split(_SENTINEL) if redactions else pieces
+    if len(out) != len(pieces) or not all(o[:1] == "[" for o in out):  # a rule ate a block boundary
+        text, more = redact(joined.replace(_SENTINEL, ""), extra, builtin=False)
+        return text, count_tokens(text), _merge(redactions, more)
+    if extra:  # configured patterns may span blocks: they see the joined text, as always
+        text, more = redact("".join(out), extra, builtin=False)
+        if more:
+            return text, count_tokens(text), _merge(redactions, more)
+    total = 0
+    for new, old, n in zip(out, pieces, counts):
+        total += n if new is old or new == old else count_tokens(new)
+    return "".join(out), total, redactions
+
+
+def _merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in {**a, **b}}
+
+
+def preprocess(
+    trace: Trace, settings: PreprocessSettings, custom: Callable[[Trace], Any] | None = None
+) -> PreprocessedTrace:
+    """The facet model's view of a trace: linear, de-duplicated, redacted, capped.
+
+    A custom preprocessor (`custom`, else the one named in settings.custom) first
+    picks the messages or spans to keep; its errors raise CustomPreprocessorError.
+    """
+    n_spans = len(trace.spans)
+    if custom is None and settings.custom:
+        custom = cached_custom(settings.custom)
+    if custom is not None:
+        trace = apply_custom(custom, trace, settings.custom or "")
+    blocks, n_messages, cut = conversation(trace)
+    # Each block with the separator that follows it: their token counts add up
+    # exactly to the joined text's (see _redact_blocks), one block's token ids
+    # alive at a time however long the trace.
+    pieces = [b.text + _SEP for b in blocks]
+    if pieces:
+        pieces[-1] = pieces[-1][: -len(_SEP)]
+    counts = [_count_block(p, b.role) for p, b in zip(pieces, blocks)]
+    tokens_before = sum(counts)
+    tokens_cut = sum(_count_block(c, "system") for c in cut)
+
+    truncated = False
+    text, tokens_after, redactions = "", 0, {}
+    if tokens_before <= settings.max_tokens:
+        text, tokens_after, redactions = _redact_blocks(pieces, counts, settings)
+    del pieces
+    budget = settings.max_tokens
+    while tokens_before > budget or tokens_after > settings.max_tokens:
+        if tokens_before > budget:
+            parts, truncated = fit(blocks, counts, budget)
+            text = _SEP.join(parts)
+            redactions = {}
+            if settings.redact:
+                text, redactions = redact(text, settings.extra_patterns or None)
+            tokens_after = count_tokens(text)
+            if tokens_after <= settings.max_tokens:
+                break
+        # Placeholders outgrew what they replaced, or our estimate of a cut
+        # block was low: tighten the budget by the overshoot and fit again.
+        budget = min(budget, tokens_before) - (tokens_after - settings.max_tokens) - 32
+        if budget < settings.max_tokens // 2:
+            text = truncate_to_tokens(text, settings.max_tokens)
+            tokens_after = count_tokens(text)
+            truncated = True
+            break
+
+    return PreprocessedTrace(
+        text=text,
+        content_hash=sha256_text(text),
+        tokens_before=tokens_before + tokens_cut,
+        tokens_after=tokens_after,
+        n_spans=n_spans,
+        n_messages=n_messages,
+        redactions=redactions,
+        truncated=truncated,
+    )
