@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from topics_assets import pipeline  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
 from topics_assets.llm import _litellm  # noqa: E402
-from topics_assets.store import Store  # noqa: E402
+from topics_assets.store import DuckDBStore  # noqa: E402
 from topics_assets.synthetic import generate_traces, write_jsonl  # noqa: E402
 
 TARGET_TRACES_PER_S = 100.0
@@ -60,7 +60,7 @@ def main() -> None:
             settings.llm.max_in_flight = args.in_flight
             os.environ["TOPICS_BENCH_KEY"] = "bench"
             settings.llm.api_key_env = "TOPICS_BENCH_KEY"
-            store = Store(settings.database_path)
+            store = DuckDBStore(settings.database_path)
             path = Path(home) / "traces.jsonl"
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
             days = pipeline.ingest_paths(store, settings, [str(path)])["days"]

@@ -183,12 +183,8 @@ def facet_days(store: Store, settings: Settings, days: list[str], engine=None,
 
     t0 = time.monotonic()
     engine = engine or make_engine(settings)
-    traces = store.query_df(
-        """SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
-           WHERE status = 'ok' AND day::VARCHAR IN (SELECT unnest(?::VARCHAR[])) ORDER BY trace_id""", [days])
-    have = store.query_df(
-        """SELECT f.trace_id, f.facet, f.content_hash, f.facets_hash, f.model FROM facets f
-           WHERE f.day::VARCHAR IN (SELECT unnest(?::VARCHAR[]))""", [days])
+    traces = store.ok_traces_for_days(days)
+    have = store.facets_for_days(days)
     fhash = settings.facets_hash()
     wanted = set(settings.facet_names)
     current: dict[str, set[str]] = {}
