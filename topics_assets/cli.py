@@ -320,7 +320,8 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     _say(f"facets: {engine}; embeddings: {settings.embedding.model}")
     _run(settings, project, regenerate=False)
     _print_maps(settings, project, None, top=25)
-    click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {Path(settings.database_path).resolve()}")
+    where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
+    click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")
     click.echo("Explore:\n  topics sql \"SELECT facet, topic_name, count(*) n FROM trace_topics GROUP BY ALL "
                "ORDER BY n DESC LIMIT 20\"")
     click.echo(f"Open the same data in the Dagster UI:\n  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
