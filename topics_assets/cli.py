@@ -239,13 +239,12 @@ def cluster(settings: Settings, project: str, facet: str, where: str | None, min
             sample_cap: int, top: int) -> None:
     """Cluster any filtered subset of a project's facets, ad hoc. Same pipeline; nothing is persisted.
     (The Dagster job `adhoc_cluster` takes the same settings from the launchpad.)"""
-    import duckdb
-
     from .pipeline import cluster_adhoc
+    from .store import QueryError
 
     try:
         result = cluster_adhoc(_store(settings), settings, project, facet, where, min_cluster_size, sample_cap)
-    except (ValueError, duckdb.Error) as e:
+    except (ValueError, QueryError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{result['n_facets']} {facet} facets in {project}" + (f" where {where}" if where else "") +
                f": {result['n_topics']} topics, noise {result['noise_share']:.1%}, "

@@ -364,8 +364,13 @@ class SQLStore:
                   WHERE {' AND '.join(conds)} ORDER BY f.trace_id"""
         if limit_sample:
             sql = self._sample(sql, int(limit_sample), int(seed))
-        with self.conn() as c:
-            res = self._fetch_columns(c, sql, params)
+        try:
+            with self.conn() as c:
+                res = self._fetch_columns(c, sql, params)
+        except self.Error as e:
+            if not where:
+                raise
+            raise QueryError(f"where {where!r}: {e}") from e  # the user's filter, as for query_df
         vectors = vectors_to_array(res.pop("vector"))
         return pd.DataFrame(res), vectors
 

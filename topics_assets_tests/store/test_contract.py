@@ -132,6 +132,8 @@ def test_embeddings_round_trip_as_float32(store):
     assert got.dtype == np.float32 and np.array_equal(got, vectors)
     assert store.facet_vectors("m", "task", where="t.trace_id = 'b'")[0].trace_id.tolist() == ["b"]
     assert store.facet_vectors("m", "task", project="nobody")[1].shape[0] == 0
+    with pytest.raises(QueryError, match="no_such_column"):
+        store.facet_vectors("m", "task", where="t.no_such_column = 1")
 
 
 def test_facet_vectors_sample_is_reproducible_for_a_seed(store):
