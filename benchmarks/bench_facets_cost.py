@@ -35,7 +35,7 @@ from topics_assets import pipeline  # noqa: E402
 from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import FacetSpec, load_settings  # noqa: E402
 from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
-from topics_assets.store import Store  # noqa: E402
+from topics_assets.store import DuckDBStore  # noqa: E402
 from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
 from topics_assets.preprocess.tokens import count_tokens  # noqa: E402
 from topics_assets.testing.llm_server import FakeLLMServer, schema_answer  # noqa: E402
@@ -83,7 +83,7 @@ def measure(name: str, paths: list[str]) -> dict:
         settings.llm.max_in_flight = 16
         os.environ["TOPICS_BENCH_KEY"] = "bench"
         settings.llm.api_key_env = "TOPICS_BENCH_KEY"
-        store = Store(settings.database_path)
+        store = DuckDBStore(settings.database_path)
         ingest = pipeline.ingest_paths(store=store, settings=settings, paths=paths)
         days = ingest.days
         pipeline.preprocess_days(store=store, settings=settings, days=days)

@@ -34,7 +34,7 @@ from topics_assets import pipeline  # noqa: E402
 from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
 from topics_assets.llm.client import litellm_module  # noqa: E402
-from topics_assets.store import Store  # noqa: E402
+from topics_assets.store import DuckDBStore  # noqa: E402
 from topics_assets.demo import generate_traces, write_jsonl  # noqa: E402
 
 TARGET_TRACES_PER_S = 100.0
@@ -61,7 +61,7 @@ def main() -> None:
             settings.llm.max_in_flight = args.in_flight
             os.environ["TOPICS_BENCH_KEY"] = "bench"
             settings.llm.api_key_env = "TOPICS_BENCH_KEY"
-            store = Store(settings.database_path)
+            store = DuckDBStore(settings.database_path)
             path = Path(home) / "traces.jsonl"
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
             days = pipeline.ingest_paths(store=store, settings=settings, paths=[str(path)]).days

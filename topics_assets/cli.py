@@ -35,9 +35,9 @@ def _instance(settings: Settings):
 
 
 def _store(settings: Settings):
-    from .store import Store
+    from .store import open_store
 
-    return Store(settings.database_path)
+    return open_store(settings.database_path)
 
 
 def _defs(settings: Settings):
@@ -170,15 +170,18 @@ def _run(settings: Settings, project: str | None, regenerate: bool = False):
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", type=int, default=200, show_default=True, help="Rows shown in table format.")
+@click.option("--write", is_flag=True, help="Allow the query to change the store (read-only by default).")
 @pass_settings
-def sql(settings: Settings, query: str, fmt: str, limit: int) -> None:
+def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
     """Run a SQL query on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    quarantine; view trace_topics)."""
-    import duckdb
+    quarantine; view trace_topics). Read-only unless --write."""
+    from .store import QueryError
 
+    if write:
+        click.echo("topics sql --write: this query may change the store", err=True)
     try:
-        df = _store(settings).query_df(query)
-    except duckdb.Error as e:
+        df = _store(settings).query_df(query, read_only=not write)
+    except QueryError as e:
         raise click.ClickException(f"query failed: {e}") from e
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
@@ -237,13 +240,12 @@ def cluster(settings: Settings, project: str, facet: str, where: str | None, min
             sample_cap: int, top: int) -> None:
     """Cluster any filtered subset of a project's facets, ad hoc. Same pipeline; nothing is persisted.
     (The Dagster job `adhoc_cluster` takes the same settings from the launchpad.)"""
-    import duckdb
-
     from .pipeline import cluster_adhoc
+    from .store import QueryError
 
     try:
         result = cluster_adhoc(_store(settings), settings, project, facet, where, min_cluster_size, sample_cap)
-    except (ValueError, duckdb.Error) as e:
+    except (ValueError, QueryError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"{result['n_facets']} {facet} facets in {project}" + (f" where {where}" if where else "") +
                f": {result['n_topics']} topics, noise {result['noise_share']:.1%}, "
@@ -281,10 +283,8 @@ def _print_maps(settings: Settings, project: str | None, facet: str | None, top:
                 continue
             topics = store.load_topics(p, f, gen)
             info = store.generation_info(p, f, gen)
-            nm = store.query_df(
-                """SELECT count(*) AS n, count(*) FILTER (WHERE topic_id = 'no_match') AS nm FROM trace_topics
-                   WHERE project = ? AND facet = ?""", [p, f]).iloc[0]
-            rate = f"{nm.nm / nm.n:.1%}" if nm.n else "n/a"
+            nm = store.no_match_counts(p, f)
+            rate = f"{nm['no_match'] / nm['classified']:.1%}" if nm["classified"] else "n/a"
             click.echo(click.style(f"\n{p} / {f}", bold=True) +
                        f"  generation {gen}, {len(topics)} topics from {info['n_sampled']} facets, "
                        f"noise {info['noise_share']:.1%}, no_match rate {rate}, names: {info['naming_engine']}")
@@ -320,7 +320,8 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     _say(f"facets: {engine}; embeddings: {settings.embedding.model}")
     _run(settings, project, regenerate=False)
     _print_maps(settings, project, None, top=25)
-    click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {Path(settings.database_path).resolve()}")
+    where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
+    click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")
     click.echo("Explore:\n  topics sql \"SELECT facet, topic_name, count(*) n FROM trace_topics GROUP BY ALL "
                "ORDER BY n DESC LIMIT 20\"")
     click.echo(f"Open the same data in the Dagster UI:\n  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "

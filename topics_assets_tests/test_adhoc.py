@@ -7,14 +7,14 @@ from topics_assets.cli import cli
 from topics_assets.definitions import build_defs
 from topics_assets.defs.runner import RunSummary, run_days
 from topics_assets.pipeline import ingest_paths
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 
 
 def test_adhoc_cluster_job_and_cli_on_a_subset(settings, tmp_path, monkeypatch):
     path = tmp_path / "t.jsonl"
     write_jsonl(generate_traces(n_traces=200, days=2, seed=41, project="shop"), path)
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     days = ingest_paths(store=store, settings=settings, paths=[str(path)]).days
     defs = build_defs(settings)
     with instance_for_test() as instance:

@@ -12,7 +12,7 @@ from topics_assets.defs.partitions import PROJECTS, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.pipeline import ingest_paths
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets_tests.conftest import shared_data
@@ -56,7 +56,7 @@ def synthetic_run(tmp_path_factory):
     path = f"{settings.home}/traces.jsonl"
     records = generate_traces(n_traces=N_SYNTHETIC, days=DAYS, seed=11, end=end)
     write_jsonl(records, path)
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     summary = ingest_paths(store=store, settings=settings, paths=[path])
     days = [(end - timedelta(days=i)).isoformat() for i in range(DAYS)]
     with instance_for_test() as instance:
@@ -132,7 +132,7 @@ def test_rematerializing_a_partition_replaces_it(synthetic_run):
 def test_tau_bench_end_to_end_with_gates(settings):
     """Real agent runs: below the 400-trace gate no map is made; with the gate lowered, maps and labels land."""
     path = shared_data("tau-bench", "gpt-4o-airline.json")
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     summary = ingest_paths(store=store, settings=settings, paths=[str(path)])
     assert summary.loaded == 200 and summary.quarantined == 0
     project = summary.projects[0]

@@ -17,7 +17,7 @@ from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_topic_map
 from topics_assets.pipeline import ingest_paths
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 
 N_TRACES = 120
@@ -26,7 +26,7 @@ N_TRACES = 120
 def _ingest(settings, n=N_TRACES, seed=21, days=3):
     path = f"{settings.home}/traces-{seed}.jsonl"
     write_jsonl(generate_traces(n_traces=n, days=days, seed=seed, project="shop"), path)
-    return ingest_paths(store=Store(settings.database_path), settings=settings, paths=[path])
+    return ingest_paths(store=DuckDBStore(settings.database_path), settings=settings, paths=[path])
 
 
 def _sensor(defs, name):
@@ -47,7 +47,7 @@ def instance():
 def test_gate_sensor_skips_below_the_gates_with_counts(settings, instance):
     _ingest(settings)
     defs = build_defs(settings)
-    run_days(defs, instance, sorted(Store(settings.database_path).days_with_traces()), RunSummary())
+    run_days(defs, instance, sorted(DuckDBStore(settings.database_path).days_with_traces()), RunSummary())
     result = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
     assert isinstance(result, SensorResult) and not result.run_requests
     reason = result.skip_reason.skip_message
@@ -60,7 +60,7 @@ def test_gate_sensor_requests_maps_above_the_gates(settings, instance):
     _ingest(settings)
     settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10
     defs = build_defs(settings)
-    run_days(defs, instance, sorted(Store(settings.database_path).days_with_traces()), RunSummary())
+    run_days(defs, instance, sorted(DuckDBStore(settings.database_path).days_with_traces()), RunSummary())
     result = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
     keys = sorted(str(r.partition_key) for r in result.run_requests)
     assert keys == sorted(str(map_key("shop", f)) for f in ("task", "sentiment", "issues"))
@@ -92,7 +92,7 @@ def test_pending_days_far_apart_go_to_separate_runs(settings, instance):
     path = f"{settings.home}/late.jsonl"
     late = generate_traces(n_traces=3, days=1, seed=8, project="shop", end=date.fromisoformat(old_day))
     write_jsonl(late, path)
-    ingest_paths(store=Store(settings.database_path), settings=settings, paths=[path])
+    ingest_paths(store=DuckDBStore(settings.database_path), settings=settings, paths=[path])
     defs = build_defs(settings)
 
     requests = _evaluate(_sensor(defs, "new_traces"), instance, settings)
@@ -133,7 +133,7 @@ def test_schedule_regenerates_ready_maps_and_backfill_follows(settings, instance
     _ingest(settings)
     settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10
     defs = build_defs(settings)
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     days = sorted(store.days_with_traces())
     run_days(defs, instance, days, RunSummary())
     schedule = defs.schedules[0]

@@ -74,3 +74,16 @@ def test_help_explains_commands(topics):
     for command in ("demo", "ingest", "run", "sql", "status", "maps"):
         assert command in out
     assert "400 traces" in topics("run", "--help").output
+
+
+def test_sql_is_read_only_unless_write_is_given(topics, tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(GOOD_CHAT) + "\n")
+    assert topics("ingest", str(path)).exit_code == 0
+    refused = topics("sql", "DELETE FROM raw_traces")
+    assert refused.exit_code != 0 and "query failed" in refused.output and "read-only" in refused.output
+    assert "chat-1" in topics("sql", "SELECT trace_id FROM raw_traces").output
+    done = topics("sql", "--write", "DELETE FROM raw_traces")
+    assert done.exit_code == 0, done.output
+    assert "may change the store" in done.stderr and "may change the store" not in done.stdout
+    assert topics("sql", "SELECT count(*) AS n FROM raw_traces", "--format", "csv").output.splitlines() == ["n", "0"]

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 
 N = 150
@@ -36,7 +36,7 @@ def test_two_runs_at_once_both_complete(tmp_path):
     for p, out in zip((first, second), outputs):
         assert p.returncode == 0, out
         assert "Could not set lock" not in out
-    store = Store(str(tmp_path / "home" / "topics.duckdb"))
+    store = DuckDBStore(str(tmp_path / "home" / "topics.duckdb"))
     counts = store.query_df("""SELECT (SELECT count(*) FROM traces) AS traces,
                                       (SELECT count(*) FROM facets) AS facets,
                                       (SELECT count(*) FROM (SELECT trace_id, facet FROM trace_topics)) AS labels""")

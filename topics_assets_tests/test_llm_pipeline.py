@@ -31,7 +31,7 @@ from topics_assets.defs.partitions import PROJECTS, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.facets import SYSTEM_PROMPT, ExtractiveFacetEngine
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets.testing.llm_server import FakeLLMServer, hash_embedding, request_schema, schema_answer, trace_block
@@ -85,9 +85,9 @@ def configure_embeddings(settings, server, model: str) -> None:
     settings.embedding.api_key_env = KEY_ENV
 
 
-def load(settings, n: int, seed: int = 5, extra: list[dict] | None = None, days: int = 2) -> tuple[Store, list[str]]:
+def load(settings, n: int, seed: int = 5, extra: list[dict] | None = None, days: int = 2) -> tuple[DuckDBStore, list[str]]:
     """Ingest and preprocess n synthetic traces (plus `extra` chat records); the days they span."""
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     path = f"{settings.home}/traces-{seed}-{n}.jsonl"
     write_jsonl(generate_traces(n_traces=n, days=days, seed=seed, end=END) + (extra or []), path)
     summary = pipeline.ingest_paths(store=store, settings=settings, paths=[path])
@@ -420,7 +420,7 @@ def test_llm_retry_and_breaker_settings_come_from_the_environment():
 
 def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(settings, server):
     configure(settings, server, custom=False)
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
 
     def ingest(timestamp: str, name: str) -> None:
         write_jsonl([dict(CHAT, timestamp=timestamp)], f"{settings.home}/{name}.jsonl")
@@ -459,8 +459,8 @@ def test_a_killed_run_keeps_the_answers_it_flushed(settings, server):
                         "llm": {"model": settings.llm.model, "api_base": server.url, "api_key_env": KEY_ENV,
                                 "max_in_flight": 1}}, fh)
     code = ("import sys; from topics_assets.facets.stage import facet_days; from topics_assets.config import load_settings; "
-            "from topics_assets.store import Store; s = load_settings(sys.argv[1], env={}); "
-            "facet_days(store=Store(s.database_path), settings=s, days=sys.argv[2:], flush_every=3)")
+            "from topics_assets.store import DuckDBStore; s = load_settings(sys.argv[1], env={}); "
+            "facet_days(store=DuckDBStore(s.database_path), settings=s, days=sys.argv[2:], flush_every=3)")
     child = subprocess.Popen([sys.executable, "-c", code, cfg, *days], cwd=REPO)
     try:
         deadline = time.monotonic() + 60

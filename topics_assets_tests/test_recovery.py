@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 from topics_assets.testing.llm_server import FakeLLMServer
 
@@ -43,7 +43,7 @@ def _facet_requests(server) -> int:
 
 
 def _rows(env) -> list[tuple]:
-    store = Store(os.path.join(env["TOPICS_HOME"], "topics.duckdb"))
+    store = DuckDBStore(os.path.join(env["TOPICS_HOME"], "topics.duckdb"))
     return [tuple(r) for r in store.query_df(
         "SELECT trace_id, facet, text, engine, model FROM facets ORDER BY trace_id, facet").itertuples(index=False)]
 

@@ -92,8 +92,8 @@ def build_automation(settings: Settings) -> tuple[list, list]:
             return SkipReason("no new or changed traces, nothing unlabelled")
         if in_flight(context.instance, PROCESS_DAYS):
             return SkipReason(f"{len(days)} day(s) pending; a {PROCESS_DAYS} run is already in flight")
-        watermark = store.query_df("SELECT max(ingested_at)::VARCHAR AS w, count(*) AS n FROM raw_traces").iloc[0]
-        return [RunRequest(run_key=f"pending:{first}..{last}:{watermark.w}:{watermark.n}",
+        w, n = store.ingest_watermark()
+        return [RunRequest(run_key=f"pending:{first}..{last}:{w}:{n}",
                            tags=day_range_tags([first, last]))
                 for first, last in day_ranges(days)]
 

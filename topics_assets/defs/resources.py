@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster_duckdb import DuckDBResource
 
 from ..config import Settings
-from ..store import Store
+from ..store import Store, open_store
 
 
 def store_from(duckdb: DuckDBResource, lock_wait_s: float = 300.0) -> Store:
@@ -13,7 +13,7 @@ def store_from(duckdb: DuckDBResource, lock_wait_s: float = 300.0) -> Store:
 
     The Store opens the resource's file itself so that it can wait out another process's
     write lock with jittered backoff (two runs at once must both finish)."""
-    return Store(database=duckdb.database, lock_wait_s=lock_wait_s)
+    return open_store(duckdb.database, lock_wait_s=lock_wait_s)
 
 
 def build_resources(settings: Settings) -> dict:

@@ -51,11 +51,11 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     traces, so a crash or a cancelled run keeps what was already paid for."""
     t0 = time.monotonic()
     engine = engine or make_engine(settings)
-    traces = store.traces_to_facet(days)
+    traces = store.ok_traces_for_days(days)
     fhash = settings.facets_hash()
     wanted = set(settings.facet_names)
     current: dict[str, set[str]] = {}
-    for r in store.facet_versions(days).itertuples(index=False):
+    for r in store.facets_for_days(days).itertuples(index=False):
         current.setdefault(r.trace_id, set())
         if r.facets_hash == fhash and r.model == engine.model:
             current[r.trace_id].add(f"{r.facet}\0{r.content_hash}")

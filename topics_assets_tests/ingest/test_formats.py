@@ -498,7 +498,7 @@ def test_a_100_mb_line_is_parsed_in_memory_bounded_by_the_line(tmp_path):
 
 def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, settings):
     from topics_assets.pipeline import ingest_paths
-    from topics_assets.store import Store
+    from topics_assets.store import DuckDBStore
 
     path = tmp_path / "surrogates.jsonl"
     path.write_bytes(
@@ -511,7 +511,7 @@ def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, 
     assert t1.spans[0].input[0].content == "bad \ufffd half, good \U0001f600 pair"
     assert t1.labels == {"k\ufffd": "v"}
     t1.to_json().encode("utf-8")  # would raise on a lone surrogate
-    summary = ingest_paths(store=Store(settings.database_path), settings=settings, paths=[str(path)])
+    summary = ingest_paths(store=DuckDBStore(settings.database_path), settings=settings, paths=[str(path)])
     assert (summary.loaded, summary.quarantined) == (2, 0)
 
 

@@ -391,7 +391,7 @@ def test_parent_cycles_and_an_otlp_record_through_parse_record(tmp_path):
 def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacets(tmp_path, settings):
     """Traces keep updating after they are "done": the fuller version replaces the earlier one."""
     from topics_assets.pipeline import facet_days, ingest_paths, preprocess_days
-    from topics_assets.store import Store
+    from topics_assets.store import DuckDBStore
 
     path = tmp_path / "live.jsonl"
     provider, tracer = tracer_to(path)
@@ -411,7 +411,7 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
     second = tmp_path / "second.jsonl"
     second.write_text("\n".join(lines[:-1] + [json.dumps(tail)]) + "\n")
 
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     settings.partitions_start = "2020-01-01"
     s1 = ingest_paths(store=store, settings=settings, paths=[str(first)])
     day = s1.days
@@ -450,7 +450,7 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
 def test_spans_of_one_trace_split_over_two_files_are_merged(tmp_path, settings, order):
     """A file exporter rotated mid-trace: each file holds some of its spans; together they are the trace."""
     from topics_assets.pipeline import ingest_paths, preprocess_days
-    from topics_assets.store import Store
+    from topics_assets.store import DuckDBStore
 
     settings.partitions_start = "2020-01-01"
     path = tmp_path / "otel.jsonl"
@@ -466,11 +466,11 @@ def test_spans_of_one_trace_split_over_two_files_are_merged(tmp_path, settings, 
     def content(store):
         return store.query_df("SELECT project, n_spans, content FROM traces").iloc[0]
 
-    whole = Store(str(tmp_path / "whole.duckdb"))
+    whole = DuckDBStore(str(tmp_path / "whole.duckdb"))
     day = ingest_paths(store=whole, settings=settings, paths=[str(path)]).days
     preprocess_days(store=whole, settings=settings, days=day)
 
-    split_store = Store(str(tmp_path / "split.duckdb"))
+    split_store = DuckDBStore(str(tmp_path / "split.duckdb"))
     s1 = ingest_paths(store=split_store, settings=settings, paths=[str(files[0])])
     s2 = ingest_paths(store=split_store, settings=settings, paths=[str(files[1])])
     assert (s1.loaded, s2.updated, s2.merged) == (1, 1, 1)

@@ -9,7 +9,7 @@ import pytest
 
 from topics_assets.ingest.stage import IngestResult, ingest_paths
 from topics_assets.preprocess.stage import PreprocessResult, preprocess_days
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore
 
 INGEST_KEYS = {"loaded", "updated", "unchanged", "merged", "quarantined", "quarantine_reasons", "days", "projects"}
 PREPROCESS_KEYS = {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
@@ -23,7 +23,7 @@ def test_stage_results_are_frozen_and_carry_the_run_metadata(settings, tmp_path)
                     "messages": [{"role": "user", "content": "mail me at jane@example.com"}]}),
         "not json",
     ]) + "\n")
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     with pytest.raises(TypeError):
         ingest_paths(store, settings, [str(path)])  # keyword-only
     ingested = ingest_paths(store=store, settings=settings, paths=[str(path)])

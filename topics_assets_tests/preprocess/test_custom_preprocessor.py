@@ -158,7 +158,7 @@ def test_env_var_names_it():
 
 def _ingest(settings, tmp_path, ids):
     from topics_assets.pipeline import ingest_paths
-    from topics_assets.store import Store
+    from topics_assets.store import DuckDBStore
 
     path = tmp_path / "chats.jsonl"
     rows = []
@@ -167,7 +167,7 @@ def _ingest(settings, tmp_path, ids):
             {"role": "user", "content": f"Hello from {i}, reach me at {i}@example.com"},
             {"role": "assistant", "content": "Hi!"}]}))
     path.write_text("\n".join(rows) + "\n")
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     summary = ingest_paths(store=store, settings=settings, paths=[str(path)])
     return store, summary.days
 

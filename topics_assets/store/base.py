@@ -1,0 +1,505 @@
+"""Every read and write the pipeline makes, written once over the SQL both backends speak.
+
+A backend supplies connections, transactions, how a DataFrame becomes a relation inside a
+transaction (`_stage`), how rows come back, the sample and the per-key lock. Everything else, the
+logic and the SQL (with `?` placeholders), lives here, so DuckDB and PostgreSQL cannot drift apart.
+Writers keep connections short (read, close, compute, then write in one transaction) and upsert,
+so two runs writing the same rows end with one copy of each and no lost write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from .schema import (
+    CLASSIFICATION_COLUMNS,
+    DDL,
+    FACET_COLUMNS,
+    FAILURE_COLUMNS,
+    MIGRATIONS,
+    QUARANTINE_COLUMNS,
+    RAW_COLUMNS,
+    SCHEMA_VERSION,
+    TOPIC_COLUMNS,
+    TRACE_COLUMNS,
+)
+
+T = TypeVar("T")
+
+
+class GenerationConflict(RuntimeError):
+    """Another run landed a topic map generation while this one was fitting."""
+
+
+class QueryError(RuntimeError):
+    """A query given to `query_df` failed (bad SQL, or a write on a read-only query)."""
+
+
+class SchemaTooNew(RuntimeError):
+    """The store was made by a newer release than this one."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def vectors_to_array(values: Iterable[Any]) -> np.ndarray:
+    rows = list(values)
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack(rows).astype(np.float32, copy=False)
+
+
+def _in(column: str) -> str:
+    """`column` is one of a list parameter (both dialects unnest a typed array)."""
+    return f"{column} IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def _upsert(table: str, cols: list[str], key: list[str], select: str, where: str = "",
+            update: dict[str, str] | None = None) -> str:
+    """Insert `select`'s rows; a row whose key exists takes the new values (`update` overrides some)."""
+    update = update or {}
+    updates = ", ".join(f"{c} = {update.get(c, 'excluded.' + c)}" for c in cols if c not in key)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) {select} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} {where}")
+
+
+def _rows(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """One row per key (an upsert may touch a row once), in key order (concurrent writers lock
+    rows in the same order, so they queue instead of deadlocking)."""
+    return df.drop_duplicates(key, keep="last").sort_values(key, kind="stable").reset_index(drop=True)
+
+
+class SQLStore:
+    """The Store protocol over a SQL backend; subclasses supply the dialect hooks below."""
+
+    #: the backend's own error class (what a failing query raises before `query_df` wraps it)
+    Error: type[Exception] = Exception
+    retries = 6
+
+    def __init__(self, database: str, lock_wait_s: float = 300.0):
+        self.database = database
+        self.lock_wait_s = lock_wait_s
+        self._schema_ready = False
+
+    # ----- dialect hooks -----------------------------------------------------------
+    def _connect(self, read_only: bool = False) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    def _begin(self, c) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _stage(self, c, name: str, df: pd.DataFrame, like: str) -> None:
+        """Make `df` readable as relation `name` until the transaction ends (columns as in table `like`)."""
+        raise NotImplementedError
+
+    def _fetch_df(self, c, sql: str, params: list) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _fetch_columns(self, c, sql: str, params: list) -> dict[str, Any]:
+        df = self._fetch_df(c, sql, params)
+        return {k: df[k].to_numpy() for k in df.columns}
+
+    def _sample(self, sql: str, n: int, seed: int) -> str:
+        """At most n rows of `sql`, the same ones for the same data and seed, ordered by trace_id."""
+        raise NotImplementedError
+
+    def _lock(self, c, key: str) -> None:
+        """Hold a lock on `key` until the transaction ends (a single-writer backend needs none)."""
+
+    def _retryable(self, e: Exception) -> bool:
+        return False
+
+    # ----- connections, schema, transactions ----------------------------------------
+    @contextlib.contextmanager
+    def conn(self, read_only: bool = False) -> Iterator[Any]:
+        self._ensure_schema()
+        with self._connect(read_only) as c:
+            yield c
+
+    def _exec(self, c, sql: str, params: list | None = None):
+        return c.execute(self._sql(sql), params or [])
+
+    def _one(self, c, sql: str, params: list | None = None) -> Any:
+        return self._exec(c, sql, params).fetchone()[0]
+
+    def _column(self, c, sql: str, params: list | None = None) -> list:
+        return [r[0] for r in self._exec(c, sql, params).fetchall()]
+
+    def _has_table(self, c, name: str) -> bool:
+        return bool(self._one(c, """SELECT count(*) FROM information_schema.tables
+                                    WHERE table_schema = current_schema() AND table_name = ?""", [name]))
+
+    def _version(self, c) -> int | None:
+        if not self._has_table(c, "schema_version"):
+            return 1 if self._has_table(c, "raw_traces") else None
+        return self._one(c, "SELECT max(version) FROM schema_version")
+
+    def schema_version(self) -> int | None:
+        with self.conn() as c:
+            return self._version(c)
+
+    def _ensure_schema(self) -> None:
+        """Create the schema, or migrate a store made by an older release forward, keeping its rows."""
+        if self._schema_ready:
+            return
+        with self._connect() as c:
+            if self._version(c) != SCHEMA_VERSION:
+                with self._begin(c):
+                    self._lock(c, "schema")
+                    found = self._version(c)
+                    if found is not None and found > SCHEMA_VERSION:
+                        raise SchemaTooNew(f"{self.database}: schema version {found}, this release knows "
+                                           f"{SCHEMA_VERSION}; upgrade topics")
+                    if found != SCHEMA_VERSION:
+                        c.execute(DDL)
+                        for v in range((found or SCHEMA_VERSION) + 1, SCHEMA_VERSION + 1):
+                            for statement in MIGRATIONS.get(v, []):
+                                c.execute(statement)
+                        self._exec(c, "INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION])
+        self._schema_ready = True
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.conn() as c, self._begin(c):
+            yield c
+
+    def _write(self, body: Callable[[Any], T]) -> T:
+        """Run `body` in one transaction, again from the start if the backend aborted it for a
+        conflict with another writer (a deadlock or serialization failure)."""
+        delay = 0.05
+        for attempt in range(self.retries):
+            try:
+                with self.transaction() as c:
+                    return body(c)
+            except Exception as e:
+                if attempt == self.retries - 1 or not self._retryable(e):
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable")
+
+    def _drop_departed(self, c, table: str, days: list[str], keep_ids: list[str]) -> None:
+        """Rows of these days whose trace is no longer there (moved to another day, or gone)."""
+        self._exec(c, f"DELETE FROM {table} WHERE {_in('day::VARCHAR')} AND trace_id NOT IN (SELECT unnest(?::VARCHAR[]))",
+                   [days, keep_ids])
+
+    # ----- the SQL contract for users and tests ------------------------------------
+    def query_df(self, sql: str, params: list | None = None, read_only: bool = False) -> pd.DataFrame:
+        """Any SQL on the store (`?` placeholders); `read_only` refuses changes."""
+        try:
+            with self.conn(read_only=read_only) as c:
+                return self._fetch_df(c, sql, params or [])
+        except self.Error as e:
+            raise QueryError(str(e)) from e
+
+    def _df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with self.conn() as c:
+            return self._fetch_df(c, sql, params or [])
+
+    # ----- ingest -----------------------------------------------------------------
+    def upsert_raw_traces(self, rows: list[dict]) -> dict[str, int]:
+        """Insert new traces; replace a trace only when its payload changed. Returns counts."""
+        counts = {"loaded": 0, "updated": 0, "unchanged": 0}
+        if not rows:
+            return counts
+        df = _rows(pd.DataFrame(rows), ["trace_id"])
+
+        def body(c) -> None:
+            existing = dict(self._exec(c, f"SELECT trace_id, payload_hash FROM raw_traces WHERE {_in('trace_id')}",
+                                       [df.trace_id.tolist()]).fetchall())
+            status = ["loaded" if t not in existing else ("unchanged" if existing[t] == h else "updated")
+                      for t, h in zip(df.trace_id, df.payload_hash)]
+            for k in counts:
+                counts[k] = status.count(k)
+            changed = df[[s != "unchanged" for s in status]]
+            if not len(changed):
+                return
+            self._stage(c, "changed", changed[RAW_COLUMNS], "raw_traces")
+            cols = RAW_COLUMNS + ["version", "ingested_at"]
+            self._exec(c, _upsert(
+                "raw_traces", cols, ["trace_id"],
+                """SELECT trace_id, project, day::DATE, started_at::TIMESTAMPTZ, format, source, payload,
+                          payload_hash, 1, now() FROM changed""",
+                "WHERE raw_traces.payload_hash IS DISTINCT FROM excluded.payload_hash",
+                update={"version": "raw_traces.version + 1"}))
+
+        self._write(body)
+        return counts
+
+    def raw_payloads(self, trace_ids: list[str], formats: Iterable[str]) -> dict[str, str]:
+        """Stored payloads of these traces, where they were stored in one of `formats`."""
+        if not trace_ids:
+            return {}
+        with self.conn() as c:
+            return dict(self._exec(c, f"SELECT trace_id, payload FROM raw_traces WHERE {_in('trace_id')} AND {_in('format')}",
+                                   [trace_ids, sorted(formats)]).fetchall())
+
+    def add_quarantined(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        df = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+
+        def body(c) -> None:
+            self._stage(c, "q", df, "quarantine")
+            self._exec(c, "INSERT INTO quarantine SELECT source, line::INTEGER, trace_id, reason, snippet, now() FROM q")
+
+        self._write(body)
+
+    def ingest_watermark(self) -> tuple[str | None, int]:
+        """When the newest trace was ingested, and how many there are: changes whenever ingest did."""
+        with self.conn() as c:
+            w, n = self._exec(c, "SELECT max(ingested_at)::VARCHAR, count(*) FROM raw_traces").fetchone()
+        return w, int(n)
+
+    # ----- traces (preprocessed) ---------------------------------------------------
+    def raw_traces_for_days(self, days: list[str]) -> pd.DataFrame:
+        return self._df(
+            f"""SELECT r.trace_id, r.project, r.day::VARCHAR AS day, r.started_at, r.format, r.version,
+                      r.payload, r.payload_hash, t.payload_hash AS done_hash, t.status AS done_status,
+                      t.preprocess_hash AS done_preprocess_hash
+               FROM raw_traces r LEFT JOIN traces t USING (trace_id)
+               WHERE {_in('r.day::VARCHAR')}""",
+            [days],
+        )
+
+    def replace_traces(self, days: list[str], rows: list[dict], keep_ids: list[str]) -> None:
+        """Write preprocessed rows; drop rows of these days whose raw trace moved or vanished."""
+        df = _rows(pd.DataFrame(rows, columns=TRACE_COLUMNS), ["trace_id"])
+
+        def body(c) -> None:
+            self._drop_departed(c, "traces", days, keep_ids)
+            if len(df):
+                self._stage(c, "t", df, "traces")
+                self._exec(c, _upsert("traces", TRACE_COLUMNS, ["trace_id"],
+                                      f"SELECT {', '.join(TRACE_COLUMNS)} FROM t"))
+
+        self._write(body)
+
+    def ok_traces_for_days(self, days: list[str]) -> pd.DataFrame:
+        """The preprocessed traces of these days that can be faceted."""
+        return self._df(
+            f"""SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
+               WHERE status = 'ok' AND {_in('day::VARCHAR')} ORDER BY trace_id""", [days])
+
+    # ----- facets ------------------------------------------------------------------
+    def facets_for_days(self, days: list[str]) -> pd.DataFrame:
+        """What each trace of these days was faceted from, and with which facet definitions and model."""
+        return self._df(
+            f"""SELECT trace_id, facet, content_hash, facets_hash, model FROM facets
+               WHERE {_in('day::VARCHAR')} ORDER BY trace_id, facet""", [days])
+
+    def write_facets(self, days: list[str], rows: list[dict], failures: list[dict], live_ids: list[str]) -> None:
+        fdf = _rows(pd.DataFrame(rows, columns=FACET_COLUMNS), ["trace_id", "facet"])
+        xdf = _rows(pd.DataFrame(failures, columns=FAILURE_COLUMNS), ["trace_id"])
+
+        def body(c) -> None:
+            # Facets and failures of traces that left these days (or were deleted) go with them.
+            self._drop_departed(c, "facets", days, live_ids)
+            self._drop_departed(c, "facet_failures", days, live_ids)
+            if len(fdf):
+                self._stage(c, "f", fdf, "facets")
+                # A faceted trace keeps exactly the facets it was given now.
+                self._exec(c, """DELETE FROM facets WHERE trace_id IN (SELECT trace_id FROM f)
+                                 AND NOT EXISTS (SELECT 1 FROM f WHERE f.trace_id = facets.trace_id
+                                                 AND f.facet = facets.facet)""")
+                self._exec(c, _upsert("facets", FACET_COLUMNS, ["trace_id", "facet"],
+                                      f"SELECT {', '.join(FACET_COLUMNS)} FROM f"))
+                self._exec(c, "DELETE FROM facet_failures WHERE trace_id IN (SELECT trace_id FROM f)")
+            if len(xdf):
+                self._stage(c, "x", xdf, "facet_failures")
+                self._exec(c, _upsert("facet_failures", FAILURE_COLUMNS + ["failed_at"], ["trace_id"],
+                                      "SELECT trace_id, project, day::DATE, reason, detail, now() FROM x"))
+
+        self._write(body)
+
+    # ----- embeddings --------------------------------------------------------------
+    def texts_missing_embeddings(self, days: list[str], model: str, facets: list[str]) -> pd.DataFrame:
+        return self._df(
+            f"""SELECT DISTINCT f.text_hash, f.text FROM facets f
+               WHERE {_in('f.day::VARCHAR')} AND {_in('f.facet')} AND f.text IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM facet_embeddings e WHERE e.model = ? AND e.text_hash = f.text_hash)
+               ORDER BY f.text_hash""",
+            [days, facets, model],
+        )
+
+    def write_embeddings(self, model: str, text_hashes: list[str], texts: list[str], vectors: np.ndarray) -> None:
+        df = _rows(pd.DataFrame({"text_hash": text_hashes, "text": texts,
+                                 "vector": list(np.asarray(vectors, dtype=np.float32))}), ["text_hash"])
+
+        def body(c) -> None:
+            self._stage(c, "e", df, "facet_embeddings")
+            self._exec(c, """INSERT INTO facet_embeddings SELECT ?::VARCHAR, text_hash, text, vector::REAL[], now() FROM e
+                             ON CONFLICT DO NOTHING""", [model])
+
+        if len(df):
+            self._write(body)
+
+    def facet_vectors(self, model: str, facet: str, project: str | None = None, days: list[str] | None = None,
+                      where: str | None = None, limit_sample: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        """Facet rows joined to their vectors; optionally a reproducible sample of at most limit_sample."""
+        conds = ["f.facet = ?", "e.model = ?"]
+        params: list[Any] = [facet, model]
+        if project is not None:
+            conds.append("f.project = ?")
+            params.append(project)
+        if days is not None:
+            conds.append(_in("f.day::VARCHAR"))
+            params.append(days)
+        if where:
+            conds.append(f"f.trace_id IN (SELECT trace_id FROM traces t WHERE {where})")
+        sql = f"""SELECT f.trace_id, f.project, f.day::VARCHAR AS day, f.text, f.text_hash, e.vector
+                  FROM facets f JOIN facet_embeddings e ON e.text_hash = f.text_hash
+                  WHERE {' AND '.join(conds)} ORDER BY f.trace_id"""
+        if limit_sample:
+            sql = self._sample(sql, int(limit_sample), int(seed))
+        try:
+            with self.conn() as c:
+                res = self._fetch_columns(c, sql, params)
+        except self.Error as e:
+            if not where:
+                raise
+            raise QueryError(f"where {where!r}: {e}") from e  # the user's filter, as for query_df
+        vectors = vectors_to_array(res.pop("vector"))
+        return pd.DataFrame(res), vectors
+
+    # ----- topic maps --------------------------------------------------------------
+    def gate_counts(self, project: str, facet: str) -> dict[str, int]:
+        with self.conn() as c:
+            n_traces = self._one(c, "SELECT count(*) FROM traces WHERE project = ? AND status = 'ok'", [project])
+            n_unique = self._one(c, "SELECT count(DISTINCT text_hash) FROM facets WHERE project = ? AND facet = ?",
+                                 [project, facet])
+        return {"traces": int(n_traces), "unique_facets": int(n_unique)}
+
+    def _latest(self, c, project: str, facet: str) -> int | None:
+        v = self._one(c, "SELECT max(generation) FROM topic_map_generations WHERE project = ? AND facet = ?",
+                      [project, facet])
+        return None if v is None else int(v)
+
+    def latest_generation(self, project: str, facet: str) -> int | None:
+        with self.conn() as c:
+            return self._latest(c, project, facet)
+
+    def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True) -> pd.DataFrame:
+        generation = self.latest_generation(project, facet) if generation is None else generation
+        if generation is None:
+            return pd.DataFrame(columns=TOPIC_COLUMNS)
+        status = "AND status = 'active'" if active_only else ""
+        return self._df(
+            f"""SELECT {', '.join(TOPIC_COLUMNS)} FROM topic_maps WHERE project = ? AND facet = ? AND generation = ?
+                {status} ORDER BY size DESC, topic_id""",
+            [project, facet, generation],
+        )
+
+    def next_topic_number(self, project: str, facet: str) -> int:
+        """Topic ids are never reused, not even those of retired topics."""
+        with self.conn() as c:
+            ids = self._column(c, "SELECT DISTINCT topic_id FROM topic_maps WHERE project = ? AND facet = ?",
+                               [project, facet])
+        numbers = [int(n) for n in (i.rsplit("-", 1)[-1] for i in ids) if n.isdigit()]
+        return max(numbers, default=0) + 1
+
+    def generation_info(self, project: str, facet: str, generation: int) -> dict[str, Any]:
+        df = self._df("SELECT * FROM topic_map_generations WHERE project = ? AND facet = ? AND generation = ?",
+                      [project, facet, generation])
+        return df.iloc[0].to_dict() if len(df) else {}
+
+    def write_generation(self, info: dict[str, Any], topics: list[dict], expected_previous: int | None) -> None:
+        """Land a generation, unless another one landed since `expected_previous` was read."""
+        import json
+
+        tdf = pd.DataFrame(topics, columns=TOPIC_COLUMNS)
+        project, facet = info["project"], info["facet"]
+
+        def body(c) -> None:
+            self._lock(c, f"topic_map:{project}/{facet}")
+            latest = self._latest(c, project, facet)
+            if latest != expected_previous:
+                raise GenerationConflict(f"{project}/{facet}: generation {latest} landed meanwhile")
+            self._exec(c, "INSERT INTO topic_map_generations VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?::JSON)",
+                       [project, facet, info["generation"], info["embedding_model"], info["naming_engine"],
+                        info["n_facets"], info["n_sampled"], info["n_topics"], info["noise_share"],
+                        info["threshold"], json.dumps(info.get("params", {}))])
+            if len(tdf):
+                self._stage(c, "tm", tdf, "topic_maps")
+                self._exec(c, f"""INSERT INTO topic_maps ({', '.join(TOPIC_COLUMNS)})
+                    SELECT project, facet, generation, topic_id, name, description, keywords::TEXT[], size,
+                           centroid::REAL[], examples::TEXT[], status FROM tm""")
+
+        self._write(body)
+
+    def no_match_counts(self, project: str, facet: str) -> dict[str, int]:
+        """Labelled traces of this (project, facet), and how many of them are `no_match`."""
+        with self.conn() as c:
+            n, nm = self._exec(c, """SELECT count(*), count(*) FILTER (WHERE topic_id = 'no_match') FROM trace_topics
+                                     WHERE project = ? AND facet = ?""", [project, facet]).fetchone()
+        return {"classified": int(n), "no_match": int(nm)}
+
+    def projects(self) -> list[str]:
+        with self.conn() as c:
+            return self._column(c, "SELECT DISTINCT project FROM raw_traces ORDER BY 1")
+
+    def days_with_traces(self, project: str | None = None) -> list[str]:
+        sql = "SELECT DISTINCT day::VARCHAR FROM raw_traces"
+        params: list[Any] = []
+        if project:
+            sql += " WHERE project = ?"
+            params.append(project)
+        with self.conn() as c:
+            return self._column(c, sql + " ORDER BY 1", params)
+
+    def pending_days(self, project: str | None = None, preprocess_hash: str | None = None) -> list[str]:
+        """Days with work left: new or changed traces (or ones preprocessed with other settings than
+        `preprocess_hash`), traces without facets (failures are retried), or facets not yet labelled
+        by their map's newest generation."""
+        only = "AND {t}.project = ?" if project else ""
+        same_settings = "AND t.preprocess_hash = ?" if preprocess_hash else ""
+        sql = f"""
+            SELECT r.day::VARCHAR FROM raw_traces r
+            WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = r.trace_id
+                              AND t.payload_hash = r.payload_hash AND t.day = r.day {same_settings})
+                  {only.format(t="r")}
+            UNION
+            SELECT t.day::VARCHAR FROM traces t
+            WHERE t.status = 'ok' {only.format(t="t")}
+              AND NOT EXISTS (SELECT 1 FROM facets f WHERE f.trace_id = t.trace_id AND f.content_hash = t.content_hash)
+            UNION
+            SELECT f.day::VARCHAR FROM facets f
+            JOIN (SELECT project, facet, max(generation) AS generation FROM topic_map_generations
+                  GROUP BY project, facet) g
+              USING (project, facet)
+            WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.trace_id = f.trace_id AND c.facet = f.facet
+                              AND c.generation = g.generation) {only.format(t="f")}
+            ORDER BY 1"""
+        # Placeholders in order: the settings hash (first union), then the project once per union.
+        params = ([preprocess_hash] if preprocess_hash else []) + ([project] * 3 if project else [])
+        with self.conn() as c:
+            return self._column(c, sql, params)
+
+    # ----- classifications ---------------------------------------------------------
+    def write_classifications(self, project: str, facet: str, generation: int, days: list[str], df: pd.DataFrame) -> None:
+        """Replace this generation's labels for these days (re-running a partition never duplicates)."""
+        rows = _rows(df[CLASSIFICATION_COLUMNS], ["trace_id"]) if len(df) else df
+
+        def body(c) -> None:
+            self._exec(c, f"""DELETE FROM classifications WHERE project = ? AND facet = ? AND generation = ?
+                             AND {_in('day::VARCHAR')}""", [project, facet, generation, days])
+            if len(rows):
+                self._stage(c, "cl", rows, "classifications")
+                cols = ["trace_id", "project", "facet", "generation", "topic_id", "distance", "day", "classified_at"]
+                self._exec(c, _upsert("classifications", cols, ["trace_id", "facet", "generation"],
+                                      "SELECT trace_id, ?::VARCHAR, ?::VARCHAR, ?::INTEGER, topic_id, distance, day::DATE, now() FROM cl"),
+                           [project, facet, generation])
+
+        self._write(body)
