@@ -212,10 +212,11 @@ def status(settings: Settings) -> None:
         pending = bool(store.pending_days(p, settings.preprocess_hash()))
         for facet in text_facets(settings):
             generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
-            st = map_state(store, settings, p, facet, generating=generating, backfilling=labelling or pending)
-            n_topics = len(store.load_topics(p, facet, st["generation"])) if st["generation"] else 0
-            rows.append((p, facet, st["traces"], st["unique_facets"], "yes" if st["ready"] else "no",
-                         st["generation"] or "-", n_topics, st["state"]))
+            st = map_state(store=store, settings=settings, project=p, facet=facet, generating=generating,
+                           backfilling=labelling or pending)
+            n_topics = len(store.load_topics(p, facet, st.generation)) if st.generation else 0
+            rows.append((p, facet, st.traces, st.unique_facets, "yes" if st.ready else "no",
+                         st.generation or "-", n_topics, st.state))
     header = ("project", "facet", "traces", "unique_facets", "gates_met", "generation", "topics", "state")
     _table(header, rows)
     click.echo(f"gates: {settings.gates.min_traces} traces, {settings.gates.min_unique_facets} unique facets; "
@@ -241,15 +242,16 @@ def cluster(settings: Settings, project: str, facet: str, where: str | None, min
     from .pipeline import cluster_adhoc
 
     try:
-        result = cluster_adhoc(_store(settings), settings, project, facet, where, min_cluster_size, sample_cap)
+        result = cluster_adhoc(store=_store(settings), settings=settings, project=project, facet=facet, where=where,
+                               min_cluster_size=min_cluster_size, sample_cap=sample_cap)
     except (ValueError, duckdb.Error) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"{result['n_facets']} {facet} facets in {project}" + (f" where {where}" if where else "") +
-               f": {result['n_topics']} topics, noise {result['noise_share']:.1%}, "
-               f"min cluster size {result['min_cluster_size']}, {result['seconds']:.1f}s")
+    click.echo(f"{result.n_facets} {facet} facets in {project}" + (f" where {where}" if where else "") +
+               f": {result.n_topics} topics, noise {result.noise_share:.1%}, "
+               f"min cluster size {result.min_cluster_size}, {result.seconds:.1f}s")
     _table(("topic", "name", "size", "example"),
            [(t["topic_id"], t["name"][:48], t["size"], (t["examples"][0] if t["examples"] else "")[:70])
-            for t in result["topics"][:top]])
+            for t in result.topics[:top]])
 
 
 def _table(header, rows) -> None:

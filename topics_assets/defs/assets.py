@@ -87,12 +87,14 @@ def build_assets(settings: Settings) -> list:
     def topic_map(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
         key = context.partition_key.keys_by_dimension
-        stats = pipeline.generate_topic_map(store_from(duckdb), settings, key["project"], key["facet"])
-        if not stats["generated"]:
-            context.log.info(f"no new generation: {stats['skipped_reason']}")
+        result = pipeline.generate_topic_map(store=store_from(duckdb), settings=settings, project=key["project"],
+                                             facet=key["facet"])
+        if not result.generated:
+            context.log.info(f"no new generation: {result.skipped_reason}")
             return MaterializeResult(metadata=_metadata(
-                {"state": "accumulating", "skipped_reason": stats["skipped_reason"],
-                 "traces": stats.get("traces"), "unique_facets": stats.get("unique_facets")}, t0))
+                {"state": "accumulating", "skipped_reason": result.skipped_reason,
+                 "traces": result.gate.traces, "unique_facets": result.gate.unique_facets}, t0))
+        stats = result.to_metadata()
         topics = stats.pop("topics")
         meta = _metadata({k: v for k, v in stats.items() if k != "params"}, t0)
         meta["topics"] = MetadataValue.md(topics_markdown(topics))
@@ -106,7 +108,7 @@ def build_assets(settings: Settings) -> list:
                        "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
     def classifications(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.classify_days(store_from(duckdb), settings, context.partition_keys)
-        return MaterializeResult(metadata=_metadata(stats, t0))
+        result = pipeline.classify_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     return [traces, facets, facet_embeddings, topic_map, classifications]

@@ -69,12 +69,12 @@ def build_automation(settings: Settings) -> tuple[list, list]:
             for facet in pipeline.text_facets(settings):
                 if store.latest_generation(project, facet) is not None:
                     continue  # regenerating is the schedule's job
-                gate = pipeline.gate_status(store, settings, project, facet)
+                gate = pipeline.gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
-                if not gate["ready"]:
-                    waiting.append(f"{project}/{facet}: {gate['reason']}")
+                if not gate.ready:
+                    waiting.append(f"{project}/{facet}: {gate.reason}")
                 elif not in_flight(context.instance, GENERATE_TOPIC_MAPS, str(key)):
-                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate['unique_facets']}", partition_key=key))
+                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate.unique_facets}", partition_key=key))
         if requests:
             return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
         reason = "; ".join(waiting) if waiting else (
@@ -109,12 +109,12 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         requests, waiting = [], []
         for project in projects:
             for facet in pipeline.text_facets(settings):
-                gate = pipeline.gate_status(store, settings, project, facet)
+                gate = pipeline.gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
-                if gate["ready"]:
+                if gate.ready:
                     requests.append(RunRequest(run_key=f"regenerate:{key}:{when}", partition_key=key))
                 else:
-                    waiting.append(f"{project}/{facet}: {gate['reason']}")
+                    waiting.append(f"{project}/{facet}: {gate.reason}")
         return requests or SkipReason("no map passes the gates: " + ("; ".join(waiting) or "no traces"))
 
     @asset_sensor(asset_key=AssetKey("topic_map"), job_name=CLASSIFY_DAYS, required_resource_keys={"duckdb"},

@@ -97,12 +97,12 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, sett
             has_map = store.latest_generation(p, facet) is not None
             if has_map and not regenerate:
                 continue
-            gate = pipeline.gate_status(store, settings, p, facet)
-            if not gate["ready"]:
-                summary.maps_skipped[f"{p}/{facet}"] = gate["reason"]
-                say(f"topic map {p}/{facet}: waiting ({gate['reason']})")
+            gate = pipeline.gate_status(store=store, settings=settings, project=p, facet=facet)
+            if not gate.ready:
+                summary.maps_skipped[f"{p}/{facet}"] = gate.reason
+                say(f"topic map {p}/{facet}: waiting ({gate.reason})")
                 continue
-            say(f"topic map {p}/{facet}: generating from {gate['unique_facets']} unique facets")
+            say(f"topic map {p}/{facet}: generating from {gate.unique_facets} unique facets")
             run_topic_map(defs, instance, p, facet, summary)
             fresh_maps = True
     if fresh_maps:

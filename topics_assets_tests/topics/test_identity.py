@@ -3,8 +3,8 @@
 import numpy as np
 
 from topics_assets.config import ClusterSettings
-from topics_assets.stability import resample_kept_share
-from topics_assets.topic_map import match_ids
+from topics_assets.topics.stability import resample_kept_share
+from topics_assets.topics.identity import match_ids
 
 
 def test_resampled_map_keeps_ids_of_topics_holding_90_percent(banking77_embedded):
