@@ -21,7 +21,8 @@ def resample_kept_share(vectors: np.ndarray, texts: list[str], settings: Cluster
     previous = PreviousMap(1, old.threshold, tuple(
         PreviousTopic(f"old-{t.index}", "", "", tuple(t.keywords), t.centroid, tuple(t.examples)) for t in old.topics))
     ids = assign_ids(previous, new, vectors[b], 1, settings.match_min_similarity, project="", facet="new")
-    kept = np.array([t["topic_id"].startswith("old-") for t in ids.topics])
+    old_ids = {p.topic_id for p in previous.topics}
+    kept = np.array([t["topic_id"] in old_ids for t in ids.topics])
     idx, _ = new.classify(vectors)
     labelled = idx >= 0
     return {"kept_share": float(kept[idx[labelled]].sum() / max(labelled.sum(), 1)),
