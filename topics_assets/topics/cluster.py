@@ -21,10 +21,14 @@ NOISE = -1
 
 
 class Reducer(Protocol):
+    """UMAPReducer, sklearn's PCA, ...: rows in, fewer columns out."""
+
     def fit_transform(self, X: np.ndarray) -> np.ndarray: ...
 
 
 class Clusterer(Protocol):
+    """HDBSCANClusterer, sklearn's KMeans, ...: one label per row, NOISE (-1) for none."""
+
     def fit_predict(self, X: np.ndarray) -> Any: ...
 
 
@@ -74,7 +78,7 @@ class Clustering:
     core: np.ndarray | None = None  # row indices that were density-clustered (None = all rows)
 
 
-def _sized(clusterer: Any, min_cluster_size: int) -> Any:
+def _sized(clusterer: Clusterer, min_cluster_size: int) -> Clusterer:
     """A copy told the smallest cluster size, for clusterers that take one (HDBSCAN, sklearn's HDBSCAN);
     others (KMeans, a custom object) are used as given."""
     get_params = getattr(clusterer, "get_params", None)
@@ -95,7 +99,7 @@ def _nearest_core_label(x: np.ndarray, rest: np.ndarray, core: np.ndarray, core_
     return out
 
 
-def cluster(vectors: np.ndarray, settings: ClusterSettings, reducer: Any, clusterer: Any) -> Clustering:
+def cluster(vectors: np.ndarray, settings: ClusterSettings, reducer: Reducer, clusterer: Clusterer) -> Clustering:
     """Reduce + cluster at most `core_sample` rows (a seeded random sample), then every other row
     joins the cluster of its nearest sampled neighbour. Cost: one reduction/clustering of bounded size
     plus a linear pass, instead of UMAP over the whole sample, the part that dominates BERTopic's time.

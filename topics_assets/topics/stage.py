@@ -17,7 +17,7 @@ import pandas as pd
 from ..config import Settings
 from ..results import StageResult
 from ..store import GenerationConflict, Store
-from .cluster import build_components
+from .cluster import Clusterer, Reducer, build_components
 from .identity import IdentityAssignment, PreviousMap, assign_ids
 from .naming import KeywordNamer, Namer, make_namer
 from .topic_map import NO_MATCH, TopicMap, classify_vectors
@@ -127,8 +127,8 @@ def load_previous_map(store: Store, project: str, facet: str, generation: int | 
 
 
 def generate_topic_map(*, store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
-                       client: Any = None, force: bool = False, namer: Namer | None = None, reducer: Any = None,
-                       clusterer: Any = None) -> TopicMapResult:
+                       client: Any = None, force: bool = False, namer: Namer | None = None,
+                       reducer: Reducer | None = None, clusterer: Clusterer | None = None) -> TopicMapResult:
     """Fit a new generation for (project, facet), reusing the ids of the clusters it continues.
 
     `namer`, `reducer` and `clusterer` default to those built from settings (`client` serves the LLM namer)."""

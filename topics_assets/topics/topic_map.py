@@ -8,12 +8,11 @@ generations is identity.py's job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ..config import ClusterSettings
-from .cluster import NOISE, build_components, cluster
+from .cluster import NOISE, Clusterer, Reducer, build_components, cluster
 from .keywords import ctfidf_keywords
 
 NO_MATCH = "no_match"
@@ -50,8 +49,8 @@ class TopicMap:
         return np.vstack([t.centroid for t in self.topics]).astype(np.float32)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Any = None,
-            clusterer: Any = None, n_examples: int = 5) -> TopicMap:
+    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Reducer | None = None,
+            clusterer: Clusterer | None = None, n_examples: int = 5) -> TopicMap:
         """Any object with `fit_transform` (reducer) or `fit_predict` (clusterer) may replace the
         defaults that `build_components(settings)` makes; topics are the non-noise labels."""
         vectors = np.asarray(vectors, dtype=np.float32)
