@@ -16,15 +16,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 CACHE = Path(os.environ.get("TOPICS_BENCH_CACHE", Path.home() / ".cache" / "topics-bench"))
 DIM = 384
 
@@ -89,7 +86,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="100k rows")
     ap.add_argument("--no-bertopic", action="store_true")
     args = ap.parse_args()
-    from topics_assets.topic_map import classify_vectors
+    from topics_assets.topics.topic_map import classify_vectors
 
     n, k = (100_000 if args.quick else 1_000_000), 300
     path, centroids = synthetic(n, k)

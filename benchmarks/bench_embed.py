@@ -46,7 +46,7 @@ def main() -> None:
 
     from topics_assets.config import ClusterSettings
     from topics_assets.embed import LocalEmbedder, TorchEmbedder, embed_unique
-    from topics_assets.topic_map import TopicMap
+    from topics_assets.topics.topic_map import TopicMap
 
     train = pd.read_csv(DATA / "train.csv")
     speed_texts = train.text.drop_duplicates().sample(1000 if args.quick else 3000, random_state=0).tolist()

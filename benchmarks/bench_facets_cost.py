@@ -31,7 +31,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from topics_assets import pipeline  # noqa: E402
+from topics_assets.ingest.stage import ingest_paths  # noqa: E402
+from topics_assets.preprocess.stage import preprocess_days  # noqa: E402
 from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import FacetSpec, load_settings  # noqa: E402
 from topics_assets.facets import facet_messages, facet_schema  # noqa: E402
@@ -84,9 +85,9 @@ def measure(name: str, paths: list[str]) -> dict:
         os.environ["TOPICS_BENCH_KEY"] = "bench"
         settings.llm.api_key_env = "TOPICS_BENCH_KEY"
         store = DuckDBStore(settings.database_path)
-        ingest = pipeline.ingest_paths(store=store, settings=settings, paths=paths)
+        ingest = ingest_paths(store=store, settings=settings, paths=paths)
         days = ingest.days
-        pipeline.preprocess_days(store=store, settings=settings, days=days)
+        preprocess_days(store=store, settings=settings, days=days)
         traces = store.query_df("SELECT content, tokens_after FROM traces WHERE status = 'ok'")
         n = len(traces)
         trace_tokens = int(traces.tokens_after.sum())

@@ -30,7 +30,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from topics_assets import pipeline  # noqa: E402
+from topics_assets.ingest.stage import ingest_paths  # noqa: E402
+from topics_assets.preprocess.stage import preprocess_days  # noqa: E402
 from topics_assets.facets.stage import facet_days  # noqa: E402
 from topics_assets.config import load_settings  # noqa: E402
 from topics_assets.llm.client import litellm_module  # noqa: E402
@@ -64,8 +65,8 @@ def main() -> None:
             store = DuckDBStore(settings.database_path)
             path = Path(home) / "traces.jsonl"
             write_jsonl(generate_traces(n_traces=args.traces, days=7, seed=21), path)
-            days = pipeline.ingest_paths(store=store, settings=settings, paths=[str(path)]).days
-            pipeline.preprocess_days(store=store, settings=settings, days=days)
+            days = ingest_paths(store=store, settings=settings, paths=[str(path)]).days
+            preprocess_days(store=store, settings=settings, days=days)
             litellm_module()
 
             load_before = os.getloadavg()[0]

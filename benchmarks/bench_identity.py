@@ -6,19 +6,16 @@ share of texts whose topic kept its id (target >= 0.90). Prints one JSON object.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from topics_assets.config import ClusterSettings
+from topics_assets.embed import LocalEmbedder
+from topics_assets.topics.stability import resample_kept_share
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from topics_assets.config import ClusterSettings  # noqa: E402
-from topics_assets.embed import LocalEmbedder  # noqa: E402
-from topics_assets.stability import resample_kept_share  # noqa: E402
-
 DATA = REPO.parent / "shared" / "data" / "banking77"
 
 

@@ -28,7 +28,6 @@ import pandas as pd
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data" / "banking77"
 CACHE = Path(os.environ.get("TOPICS_BENCH_CACHE", Path.home() / ".cache" / "topics-bench"))
 
@@ -155,7 +154,7 @@ def scores(categories, labels) -> dict:
 
 
 def fit_ours(vectors, texts, settings):
-    from topics_assets.topic_map import TopicMap
+    from topics_assets.topics.topic_map import TopicMap
 
     t0 = time.perf_counter()
     tm = TopicMap.fit(vectors, texts, settings)
@@ -221,7 +220,7 @@ def main() -> None:
         print(json.dumps({"benchmark": "topic_map_scaling", "scaling": scaling_table([5_000, 10_000, 25_000, 50_000]),
                           "target": "time and memory grow no faster than n log n"}, indent=1))
         return
-    from topics_assets.cluster import default_min_cluster_size
+    from topics_assets.topics.cluster import default_min_cluster_size
     from topics_assets.config import ClusterSettings
     n = args.n or (10_000 if args.quick else 50_000)
     df, vectors = dataset(n)

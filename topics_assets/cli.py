@@ -90,7 +90,7 @@ def ingest(settings: Settings, paths: tuple[str, ...], project: str | None) -> N
     A record that cannot be parsed is quarantined with the file, line and reason; the rest still lands.
     A trace id seen before replaces the earlier version only if its content changed.
     """
-    from .pipeline import ingest_paths
+    from .ingest.stage import ingest_paths
 
     files = _expand(paths)
     total = sum(f.stat().st_size for f in files)
@@ -202,7 +202,7 @@ def status(settings: Settings) -> None:
     from .defs.automation import in_flight
     from .defs.jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS
     from .defs.partitions import map_key
-    from .pipeline import map_state, text_facets
+    from .topics.stage import map_state, text_facets
 
     store = _store(settings)
     projects = store.projects()
@@ -216,10 +216,11 @@ def status(settings: Settings) -> None:
         pending = bool(store.pending_days(p, settings.preprocess_hash()))
         for facet in text_facets(settings):
             generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
-            st = map_state(store, settings, p, facet, generating=generating, backfilling=labelling or pending)
-            n_topics = len(store.load_topics(p, facet, st["generation"])) if st["generation"] else 0
-            rows.append((p, facet, st["traces"], st["unique_facets"], "yes" if st["ready"] else "no",
-                         st["generation"] or "-", n_topics, st["state"]))
+            st = map_state(store=store, settings=settings, project=p, facet=facet, generating=generating,
+                           backfilling=labelling or pending)
+            n_topics = len(store.load_topics(p, facet, st.generation)) if st.generation else 0
+            rows.append((p, facet, st.traces, st.unique_facets, "yes" if st.ready else "no",
+                         st.generation or "-", n_topics, st.state))
     header = ("project", "facet", "traces", "unique_facets", "gates_met", "generation", "topics", "state")
     _table(header, rows)
     click.echo(f"gates: {settings.gates.min_traces} traces, {settings.gates.min_unique_facets} unique facets; "
@@ -240,19 +241,20 @@ def cluster(settings: Settings, project: str, facet: str, where: str | None, min
             sample_cap: int, top: int) -> None:
     """Cluster any filtered subset of a project's facets, ad hoc. Same pipeline; nothing is persisted.
     (The Dagster job `adhoc_cluster` takes the same settings from the launchpad.)"""
-    from .pipeline import cluster_adhoc
+    from .topics.stage import cluster_adhoc
     from .store import QueryError
 
     try:
-        result = cluster_adhoc(_store(settings), settings, project, facet, where, min_cluster_size, sample_cap)
+        result = cluster_adhoc(store=_store(settings), settings=settings, project=project, facet=facet, where=where,
+                               min_cluster_size=min_cluster_size, sample_cap=sample_cap)
     except (ValueError, QueryError) as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"{result['n_facets']} {facet} facets in {project}" + (f" where {where}" if where else "") +
-               f": {result['n_topics']} topics, noise {result['noise_share']:.1%}, "
-               f"min cluster size {result['min_cluster_size']}, {result['seconds']:.1f}s")
+    click.echo(f"{result.n_facets} {facet} facets in {project}" + (f" where {where}" if where else "") +
+               f": {result.n_topics} topics, noise {result.noise_share:.1%}, "
+               f"min cluster size {result.min_cluster_size}, {result.seconds:.1f}s")
     _table(("topic", "name", "size", "example"),
            [(t["topic_id"], t["name"][:48], t["size"], (t["examples"][0] if t["examples"] else "")[:70])
-            for t in result["topics"][:top]])
+            for t in result.topics[:top]])
 
 
 def _table(header, rows) -> None:
@@ -272,7 +274,7 @@ def maps(settings: Settings, project: str | None, facet: str | None, top: int) -
 
 
 def _print_maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
-    from .pipeline import text_facets
+    from .topics.stage import text_facets
 
     store = _store(settings)
     for p in [project] if project else store.projects():
@@ -304,7 +306,7 @@ def _print_maps(settings: Settings, project: str | None, facet: str | None, top:
 def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) -> None:
     """Generate realistic synthetic agent traces, ingest them, run the whole asset graph in-process, and print
     each facet's topic map. Offline unless an LLM is configured."""
-    from .pipeline import ingest_paths
+    from .ingest.stage import ingest_paths
     from .demo import generate_traces, write_jsonl
 
     t0 = time.monotonic()

@@ -16,7 +16,7 @@ from topics_assets.definitions import build_defs
 from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_topic_map
-from topics_assets.pipeline import ingest_paths
+from topics_assets.ingest.stage import ingest_paths
 from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 

@@ -22,7 +22,8 @@ import pytest
 import yaml
 from dagster import instance_for_test, materialize
 
-from topics_assets import pipeline
+from topics_assets.ingest.stage import ingest_paths
+from topics_assets.preprocess.stage import preprocess_days
 from topics_assets.embed.stage import EmbeddingIncomplete, embed_days
 from topics_assets.facets.stage import facet_days
 from topics_assets.config import FacetSpec
@@ -90,9 +91,9 @@ def load(settings, n: int, seed: int = 5, extra: list[dict] | None = None, days:
     store = DuckDBStore(settings.database_path)
     path = f"{settings.home}/traces-{seed}-{n}.jsonl"
     write_jsonl(generate_traces(n_traces=n, days=days, seed=seed, end=END) + (extra or []), path)
-    summary = pipeline.ingest_paths(store=store, settings=settings, paths=[path])
+    summary = ingest_paths(store=store, settings=settings, paths=[path])
     assert summary.quarantined == 0, summary
-    pipeline.preprocess_days(store=store, settings=settings, days=summary.days)
+    preprocess_days(store=store, settings=settings, days=summary.days)
     return store, summary.days
 
 
@@ -278,8 +279,8 @@ def test_rerun_is_free_and_changes_refacet_only_what_changed(settings, server):
     server.reset()
     changed = dict(CHAT, messages=CHAT["messages"] + [{"role": "user", "content": "One more thing: thanks!"}])
     write_jsonl([changed], f"{settings.home}/changed.jsonl")
-    assert pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/changed.jsonl"]).updated == 1
-    pipeline.preprocess_days(store=store, settings=settings, days=days)
+    assert ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/changed.jsonl"]).updated == 1
+    preprocess_days(store=store, settings=settings, days=days)
     meta = facet_days(store=store, settings=settings, days=days).to_metadata()
     assert meta["llm_calls"] == 1 and meta["cache_hits"] == 30
     assert "One more thing" in trace_block(chats(server)[0])
@@ -424,8 +425,8 @@ def test_a_failed_trace_that_moves_to_another_day_leaves_no_failure_behind(setti
 
     def ingest(timestamp: str, name: str) -> None:
         write_jsonl([dict(CHAT, timestamp=timestamp)], f"{settings.home}/{name}.jsonl")
-        pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/{name}.jsonl"])
-        pipeline.preprocess_days(store=store, settings=settings, days=["2025-06-02", "2025-06-03"])
+        ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/{name}.jsonl"])
+        preprocess_days(store=store, settings=settings, days=["2025-06-02", "2025-06-03"])
 
     ingest("2025-06-03T08:00:00Z", "first")
     server.faults.append(("status", 400, {}, "context window exceeded"))
@@ -596,8 +597,8 @@ def test_litellm_embeddings_are_batched_and_cached(settings, server):
     record = {"id": "new-1", "project": "acme-support", "timestamp": "2025-06-03T12:00:00Z",
               "messages": [{"role": "user", "content": "Can you translate my invoice into Klingon?"}]}
     write_jsonl([record], f"{settings.home}/new.jsonl")
-    pipeline.ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/new.jsonl"])
-    pipeline.preprocess_days(store=store, settings=settings, days=days)
+    ingest_paths(store=store, settings=settings, paths=[f"{settings.home}/new.jsonl"])
+    preprocess_days(store=store, settings=settings, days=days)
     server.chat_handler = lambda body: json.dumps({k: f"Klingon {k} translation request." if "Klingon" in
                                                    trace_block(body) else f"Old {k}." for k in settings.facet_names})
     facet_days(store=store, settings=settings, days=days).to_metadata()

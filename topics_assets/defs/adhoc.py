@@ -4,7 +4,7 @@ from dagster import Config, MetadataValue, OpExecutionContext, job, op
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from .. import pipeline
+from ..topics.stage import cluster_adhoc
 from ..config import Settings
 from .assets import topics_markdown
 from .resources import store_from
@@ -22,13 +22,14 @@ class AdhocClusterConfig(Config):
 def build_adhoc_job(settings: Settings):
     @op(description="Cluster the selected facets and report the topics as run metadata.")
     def cluster_subset(context: OpExecutionContext, config: AdhocClusterConfig, duckdb: DuckDBResource) -> dict:
-        result = pipeline.cluster_adhoc(store_from(duckdb), settings, config.project, config.facet, config.where,
-                                        config.min_cluster_size, config.sample_cap)
+        result = cluster_adhoc(store=store_from(duckdb), settings=settings, project=config.project,
+                                        facet=config.facet, where=config.where,
+                                        min_cluster_size=config.min_cluster_size, sample_cap=config.sample_cap)
         context.add_output_metadata({
-            "n_facets": result["n_facets"], "n_topics": result["n_topics"], "noise_share": result["noise_share"],
-            "topics": MetadataValue.md(topics_markdown(result["topics"])),
+            "n_facets": result.n_facets, "n_topics": result.n_topics, "noise_share": result.noise_share,
+            "topics": MetadataValue.md(topics_markdown(result.topics)),
         })
-        return result
+        return result.to_metadata()
 
     @job(name="adhoc_cluster", description="Cluster any filtered subset of a project's facets, for exploration; "
                                            "the result is shown here and not persisted as the project's map.")

@@ -20,7 +20,8 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from .. import pipeline
+from ..preprocess.stage import preprocess_days
+from ..topics.stage import classify_days, generate_topic_map
 from ..embed.stage import embed_days
 from ..facets.stage import facet_days
 from ..config import Settings
@@ -61,7 +62,7 @@ def build_assets(settings: Settings) -> list:
                        "that a facet model sees (table `traces`).")
     def traces(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        result = pipeline.preprocess_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        result = preprocess_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
         return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
@@ -89,12 +90,14 @@ def build_assets(settings: Settings) -> list:
     def topic_map(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
         key = context.partition_key.keys_by_dimension
-        stats = pipeline.generate_topic_map(store_from(duckdb), settings, key["project"], key["facet"])
-        if not stats["generated"]:
-            context.log.info(f"no new generation: {stats['skipped_reason']}")
+        result = generate_topic_map(store=store_from(duckdb), settings=settings, project=key["project"],
+                                             facet=key["facet"])
+        if not result.generated:
+            context.log.info(f"no new generation: {result.skipped_reason}")
             return MaterializeResult(metadata=_metadata(
-                {"state": "accumulating", "skipped_reason": stats["skipped_reason"],
-                 "traces": stats.get("traces"), "unique_facets": stats.get("unique_facets")}, t0))
+                {"state": "accumulating", "skipped_reason": result.skipped_reason,
+                 "traces": result.gate.traces, "unique_facets": result.gate.unique_facets}, t0))
+        stats = result.to_metadata()
         topics = stats.pop("topics")
         meta = _metadata({k: v for k, v in stats.items() if k != "params"}, t0)
         meta["topics"] = MetadataValue.md(topics_markdown(topics))
@@ -108,7 +111,7 @@ def build_assets(settings: Settings) -> list:
                        "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
     def classifications(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.classify_days(store_from(duckdb), settings, context.partition_keys)
-        return MaterializeResult(metadata=_metadata(stats, t0))
+        result = classify_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     return [traces, facets, facet_embeddings, topic_map, classifications]

@@ -23,7 +23,7 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from .. import pipeline
+from ..topics.stage import gate_status, text_facets
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
 from .partitions import PROJECTS, day_ranges, map_key
@@ -66,15 +66,15 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         partition_requests = [PROJECTS.build_add_request(new_projects)] if new_projects else []
         requests, waiting = [], []
         for project in projects:
-            for facet in pipeline.text_facets(settings):
+            for facet in text_facets(settings):
                 if store.latest_generation(project, facet) is not None:
                     continue  # regenerating is the schedule's job
-                gate = pipeline.gate_status(store, settings, project, facet)
+                gate = gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
-                if not gate["ready"]:
-                    waiting.append(f"{project}/{facet}: {gate['reason']}")
+                if not gate.ready:
+                    waiting.append(f"{project}/{facet}: {gate.reason}")
                 elif not in_flight(context.instance, GENERATE_TOPIC_MAPS, str(key)):
-                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate['unique_facets']}", partition_key=key))
+                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate.unique_facets}", partition_key=key))
         if requests:
             return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
         reason = "; ".join(waiting) if waiting else (
@@ -108,13 +108,13 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         register_projects(context.instance, projects)  # a project ingested since the last sensor tick
         requests, waiting = [], []
         for project in projects:
-            for facet in pipeline.text_facets(settings):
-                gate = pipeline.gate_status(store, settings, project, facet)
+            for facet in text_facets(settings):
+                gate = gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
-                if gate["ready"]:
+                if gate.ready:
                     requests.append(RunRequest(run_key=f"regenerate:{key}:{when}", partition_key=key))
                 else:
-                    waiting.append(f"{project}/{facet}: {gate['reason']}")
+                    waiting.append(f"{project}/{facet}: {gate.reason}")
         return requests or SkipReason("no map passes the gates: " + ("; ".join(waiting) or "no traces"))
 
     @asset_sensor(asset_key=AssetKey("topic_map"), job_name=CLASSIFY_DAYS, required_resource_keys={"duckdb"},

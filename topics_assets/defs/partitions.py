@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from ..config import Settings
-from ..pipeline import text_facets
+from ..topics.stage import text_facets
 
 PROJECTS = DynamicPartitionsDefinition(name="projects")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions
 
-from .. import pipeline
+from ..topics.stage import gate_status, text_facets
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
@@ -93,16 +93,16 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, sett
         say("no new or changed traces")
     fresh_maps = False
     for p in projects:
-        for facet in pipeline.text_facets(settings):
+        for facet in text_facets(settings):
             has_map = store.latest_generation(p, facet) is not None
             if has_map and not regenerate:
                 continue
-            gate = pipeline.gate_status(store, settings, p, facet)
-            if not gate["ready"]:
-                summary.maps_skipped[f"{p}/{facet}"] = gate["reason"]
-                say(f"topic map {p}/{facet}: waiting ({gate['reason']})")
+            gate = gate_status(store=store, settings=settings, project=p, facet=facet)
+            if not gate.ready:
+                summary.maps_skipped[f"{p}/{facet}"] = gate.reason
+                say(f"topic map {p}/{facet}: waiting ({gate.reason})")
                 continue
-            say(f"topic map {p}/{facet}: generating from {gate['unique_facets']} unique facets")
+            say(f"topic map {p}/{facet}: generating from {gate.unique_facets} unique facets")
             run_topic_map(defs, instance, p, facet, summary)
             fresh_maps = True
     if fresh_maps:

@@ -21,8 +21,8 @@ from topics_assets.facets import (
     validator,
 )
 from topics_assets.llm import LLMClient
-from topics_assets.naming import name_with_llm
-from topics_assets.topic_map import Topic
+from topics_assets.topics.naming import name_with_llm
+from topics_assets.topics.topic_map import Topic
 
 from topics_assets.testing.llm_server import FakeLLMServer, schema_answer, trace_block
 

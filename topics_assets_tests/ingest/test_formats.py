@@ -497,7 +497,7 @@ def test_a_100_mb_line_is_parsed_in_memory_bounded_by_the_line(tmp_path):
 
 
 def test_lone_surrogates_are_replaced_so_the_store_can_hold_the_trace(tmp_path, settings):
-    from topics_assets.pipeline import ingest_paths
+    from topics_assets.ingest.stage import ingest_paths
     from topics_assets.store import DuckDBStore
 
     path = tmp_path / "surrogates.jsonl"

@@ -390,7 +390,9 @@ def test_parent_cycles_and_an_otlp_record_through_parse_record(tmp_path):
 
 def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacets(tmp_path, settings):
     """Traces keep updating after they are "done": the fuller version replaces the earlier one."""
-    from topics_assets.pipeline import facet_days, ingest_paths, preprocess_days
+    from topics_assets.facets.stage import facet_days
+    from topics_assets.ingest.stage import ingest_paths
+    from topics_assets.preprocess.stage import preprocess_days
     from topics_assets.store import DuckDBStore
 
     path = tmp_path / "live.jsonl"
@@ -449,7 +451,8 @@ def test_a_later_export_with_more_spans_replaces_the_trace_and_only_then_refacet
 @pytest.mark.parametrize("order", ["in order", "reversed"])
 def test_spans_of_one_trace_split_over_two_files_are_merged(tmp_path, settings, order):
     """A file exporter rotated mid-trace: each file holds some of its spans; together they are the trace."""
-    from topics_assets.pipeline import ingest_paths, preprocess_days
+    from topics_assets.ingest.stage import ingest_paths
+    from topics_assets.preprocess.stage import preprocess_days
     from topics_assets.store import DuckDBStore
 
     settings.partitions_start = "2020-01-01"

@@ -157,7 +157,7 @@ def test_env_var_names_it():
 
 
 def _ingest(settings, tmp_path, ids):
-    from topics_assets.pipeline import ingest_paths
+    from topics_assets.ingest.stage import ingest_paths
     from topics_assets.store import DuckDBStore
 
     path = tmp_path / "chats.jsonl"
@@ -173,7 +173,8 @@ def _ingest(settings, tmp_path, ids):
 
 
 def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_module, settings, tmp_path):
-    from topics_assets.pipeline import facet_days, preprocess_days
+    from topics_assets.facets.stage import facet_days
+    from topics_assets.preprocess.stage import preprocess_days
 
     settings.preprocess.custom = f"{custom_module}:explode_on_vip"
     store, days = _ingest(settings, tmp_path, ["a", "vip", "b"])
@@ -200,7 +201,7 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
 
 
 def test_an_unloadable_custom_preprocessor_fails_the_run_up_front(settings, tmp_path):
-    from topics_assets.pipeline import preprocess_days
+    from topics_assets.preprocess.stage import preprocess_days
 
     store, days = _ingest(settings, tmp_path, ["a"])
     settings.preprocess.custom = "nowhere_to_be_found:fn"

@@ -1,8 +1,8 @@
 """A topic map: clusters of facet embeddings with centroids in the ORIGINAL embedding space.
 
-`fit` builds one from a sample; `classify` labels any vector by nearest centroid (no LLM,
-`no_match` beyond the threshold); `match_ids` carries topic identities from the previous
-generation to the clusters that continue them.
+`fit` builds one from a sample with an injectable reducer and clusterer; `classify` labels any
+vector by nearest centroid (no LLM, `no_match` beyond the threshold). Carrying topic ids across
+generations is identity.py's job.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cluster import NOISE, cluster, ctfidf_keywords
-from .config import ClusterSettings
+from ..config import ClusterSettings
+from .cluster import NOISE, Clusterer, Reducer, build_components, cluster
+from .keywords import ctfidf_keywords
 
 NO_MATCH = "no_match"
 # Rows per block: the similarity block (CHUNK x topics float32) stays a few MB, so memory is bounded
@@ -48,9 +49,16 @@ class TopicMap:
         return np.vstack([t.centroid for t in self.topics]).astype(np.float32)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, n_examples: int = 5) -> TopicMap:
+    def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Reducer | None = None,
+            clusterer: Clusterer | None = None, n_examples: int = 5) -> TopicMap:
+        """Any object with `fit_transform` (reducer) or `fit_predict` (clusterer) may replace the
+        defaults that `build_components(settings)` makes; topics are the non-noise labels."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        result = cluster(vectors, settings)
+        if reducer is None or clusterer is None:
+            default_reducer, default_clusterer = build_components(settings)
+            reducer = default_reducer if reducer is None else reducer
+            clusterer = default_clusterer if clusterer is None else clusterer
+        result = cluster(vectors, settings, reducer, clusterer)
         labels = result.labels
         keywords = ctfidf_keywords(texts, labels, settings.n_keywords)
         topics: list[Topic] = []
@@ -116,29 +124,3 @@ def classify_chunks(chunks, centroids: np.ndarray, threshold: float):
         best = sims.argmax(axis=1)
         d = 1.0 - np.take_along_axis(sims, best[:, None], axis=1).ravel()
         yield np.where(d <= threshold, best, -1), d
-
-
-def match_ids(prev_centroids: np.ndarray, prev_members: list[set[str]], new_centroids: np.ndarray,
-              new_members: list[set[str]], min_similarity: float) -> list[int | None]:
-    """One-to-one match of new clusters to previous ones (Hungarian on centroid similarity,
-    boosted by shared members). Returns, per new cluster, the index of the previous one or None."""
-    from scipy.optimize import linear_sum_assignment
-
-    if len(prev_centroids) == 0 or len(new_centroids) == 0:
-        return [None] * len(new_centroids)
-    sim = np.asarray(new_centroids, dtype=np.float64) @ np.asarray(prev_centroids, dtype=np.float64).T
-    if any(prev_members) and any(new_members):
-        overlap = np.zeros_like(sim)
-        for i, a in enumerate(new_members):
-            for j, b in enumerate(prev_members):
-                if a and b:
-                    overlap[i, j] = len(a & b) / len(a | b)
-        score = 0.5 * sim + 0.5 * np.maximum(sim, overlap)
-    else:
-        score = sim
-    rows, cols = linear_sum_assignment(-score)
-    out: list[int | None] = [None] * len(new_centroids)
-    for r, c in zip(rows, cols):
-        if sim[r, c] >= min_similarity:
-            out[r] = int(c)
-    return out

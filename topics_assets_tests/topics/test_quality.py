@@ -9,7 +9,7 @@ import pytest
 
 from topics_assets.config import ClusterSettings
 from topics_assets.embed import LocalEmbedder
-from topics_assets.topic_map import TopicMap, classify_chunks, classify_vectors
+from topics_assets.topics.topic_map import TopicMap, classify_chunks, classify_vectors
 from topics_assets_tests.conftest import shared_data
 
 FOREIGN = [

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from topics_assets.config import ClusterSettings
-from topics_assets.topic_map import TopicMap
+from topics_assets.topics.topic_map import TopicMap
 
 
 @pytest.fixture(scope="module")

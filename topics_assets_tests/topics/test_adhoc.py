@@ -6,7 +6,7 @@ from dagster import instance_for_test
 from topics_assets.cli import cli
 from topics_assets.definitions import build_defs
 from topics_assets.defs.runner import RunSummary, run_days
-from topics_assets.pipeline import ingest_paths
+from topics_assets.ingest.stage import ingest_paths
 from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
 

@@ -1,15 +1,19 @@
 """Names for clusters: from an LLM when one is configured, else from c-TF-IDF keywords.
 
-The cluster, not its name, is the identity; names only have to be unique within a map.
+The cluster, not its name, is the identity; names only have to be unique within a map. A `Namer`
+is built once from settings (`make_namer`) and can be replaced in tests.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .topic_map import Topic
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 NAME_SCHEMA = {
     "type": "object",
@@ -144,3 +148,46 @@ def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int 
     for k, i in enumerate(order):
         topics[i].name = names[k]
     return counts
+
+
+class Namer(Protocol):
+    engine: str  # recorded with the generation: "keywords" or "llm:<model>"
+
+    def name(self, topics: list[Topic], facet: str) -> dict[str, Any]:
+        """Set every topic's name and description in place; return counts for run metadata."""
+        ...
+
+
+class KeywordNamer:
+    engine = "keywords"
+
+    def name(self, topics: list[Topic], facet: str) -> dict[str, Any]:
+        name_with_keywords(topics)
+        return {}
+
+
+class LLMNamer:
+    """Contrastive LLM names (name_with_llm), with the calls, tokens and cost they took."""
+
+    def __init__(self, client: Any, model: str):
+        self.client = client
+        self.engine = f"llm:{model}"
+
+    def name(self, topics: list[Topic], facet: str) -> dict[str, Any]:
+        before = self.client.stats
+        counts = name_with_llm(topics, facet, self.client)
+        usage = self.client.stats_since(before)
+        counts.update({f"naming_{k}": usage[k] for k in ("calls", "requests", "retries", "input_tokens",
+                                                           "output_tokens", "cost", "cost_unknown")})
+        return counts
+
+
+def make_namer(settings: Settings, client: Any = None) -> Namer:
+    """The LLM namer when an LLM is configured (with `client`, or one built from settings), else keywords."""
+    if not settings.llm.model:
+        return KeywordNamer()
+    if client is None:
+        from ..llm import LLMClient
+
+        client = LLMClient(settings.llm, api_key=settings.llm_api_key())
+    return LLMNamer(client, settings.llm.model)

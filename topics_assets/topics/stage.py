@@ -1,0 +1,270 @@
+"""The topic-map stages over a Store and Settings: gates, map generation, classification, ad hoc maps.
+
+Each function takes keyword arguments and returns a small frozen result; `to_metadata()` gives the
+dict the CLI prints and the Dagster assets show. The store is read here, before and after the pure
+parts (fit, identity), never in the middle of them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from ..results import StageResult
+from ..store import GenerationConflict, Store
+from .cluster import Clusterer, Reducer, build_components
+from .identity import IdentityAssignment, PreviousMap, assign_ids
+from .naming import KeywordNamer, Namer, make_namer
+from .topic_map import NO_MATCH, TopicMap, classify_vectors
+
+CONFLICT_RETRIES = 5
+
+
+def text_facets(settings: Settings) -> list[str]:
+    """Facets that get topic maps (free text); enum and score facets are already categorical."""
+    return [f.name for f in settings.facets if f.kind == "text"]
+
+
+# ----------------------------------------------------------------------------------------
+# gates and state
+
+
+@dataclass(frozen=True)
+class GateStatus(StageResult):
+    traces: int
+    unique_facets: int
+    ready: bool
+    reason: str | None = None  # why not ready, with the counts
+
+
+def gate_status(*, store: Store, settings: Settings, project: str, facet: str) -> GateStatus:
+    counts = store.gate_counts(project, facet)
+    reason = None
+    if counts["traces"] < settings.gates.min_traces:
+        reason = f"{counts['traces']} traces in project {project!r}, need {settings.gates.min_traces}"
+    elif counts["unique_facets"] < settings.gates.min_unique_facets:
+        reason = (f"{counts['unique_facets']} unique {facet} facets in project {project!r}, "
+                  f"need {settings.gates.min_unique_facets}")
+    return GateStatus(counts["traces"], counts["unique_facets"], reason is None, reason)
+
+
+@dataclass(frozen=True)
+class MapState(StageResult):
+    traces: int
+    unique_facets: int
+    ready: bool
+    reason: str | None
+    generation: int | None
+    state: str  # accumulating, ready, generating, backfilling or idle
+
+
+def map_state(*, store: Store, settings: Settings, project: str, facet: str, generating: bool = False,
+              backfilling: bool = False) -> MapState:
+    """Where a (project, facet) stands: accumulating -> ready -> generating -> backfilling -> idle."""
+    gate = gate_status(store=store, settings=settings, project=project, facet=facet)
+    generation = store.latest_generation(project, facet)
+    if generating:
+        state = "generating"
+    elif generation is None:
+        state = "ready" if gate.ready else "accumulating"
+    elif backfilling:
+        state = "backfilling"
+    else:
+        state = "idle"
+    return MapState(gate.traces, gate.unique_facets, gate.ready, gate.reason, generation, state)
+
+
+# ----------------------------------------------------------------------------------------
+# topic map generation
+
+
+@dataclass(frozen=True)
+class TopicMapResult(StageResult):
+    """A new generation, or why there is none (`generated` False, `skipped_reason`, the gate counts)."""
+
+    project: str
+    facet: str
+    generated: bool
+    skipped_reason: str | None = None
+    gate: GateStatus | None = None  # reported when skipped
+    generation: int | None = None
+    embedding_model: str | None = None
+    naming_engine: str | None = None
+    n_facets: int | None = None
+    n_sampled: int | None = None
+    n_topics: int | None = None
+    noise_share: float | None = None
+    threshold: float | None = None
+    params: dict | None = None
+    naming: dict = field(default_factory=dict)  # counts from the namer, flattened into the metadata
+    matched_previous: int | None = None
+    retired: int | None = None
+    new_topics: int | None = None
+    topics: tuple[dict, ...] = ()
+    seconds: float | None = None
+
+    def to_metadata(self) -> dict[str, Any]:
+        meta = super().to_metadata()
+        gate = meta.pop("gate", None)
+        meta.update(meta.pop("naming"))
+        if not self.generated:
+            meta.pop("topics")
+            meta.update(gate or {})
+        return meta
+
+
+def load_previous_map(store: Store, project: str, facet: str, generation: int | None) -> PreviousMap | None:
+    """The generation a new fit is matched against, read from the store (None before the first)."""
+    if not generation:
+        return None
+    info = store.generation_info(project, facet, generation)
+    return PreviousMap.from_rows(generation, info.get("threshold"), store.load_topics(project, facet, generation))
+
+
+def generate_topic_map(*, store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
+                       client: Any = None, force: bool = False, namer: Namer | None = None,
+                       reducer: Reducer | None = None, clusterer: Clusterer | None = None) -> TopicMapResult:
+    """Fit a new generation for (project, facet), reusing the ids of the clusters it continues.
+
+    `namer`, `reducer` and `clusterer` default to those built from settings (`client` serves the LLM namer)."""
+    from ..embed import embedding_model_id
+
+    t0 = time.monotonic()
+    gate = gate_status(store=store, settings=settings, project=project, facet=facet)
+    if not gate.ready and not force:
+        return TopicMapResult(project, facet, generated=False, skipped_reason=gate.reason, gate=gate)
+    cs = settings.cluster
+    model_id = embedder_id or embedding_model_id(settings.embedding)
+    prev_gen = store.latest_generation(project, facet)
+    rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=cs.sample_cap,
+                                        seed=cs.random_state + (prev_gen or 0) + 1)
+    tm = TopicMap.fit(vectors, rows.text.tolist(), cs, reducer=reducer, clusterer=clusterer)
+    if not tm.topics:
+        return TopicMapResult(project, facet, generated=False,
+                              skipped_reason=f"no clusters found among {len(rows)} facets", gate=gate)
+    namer = namer or make_namer(settings, client)
+    naming = namer.name(tm.topics, facet)
+    info = {"project": project, "facet": facet, "embedding_model": model_id,
+            "naming_engine": namer.engine, "n_facets": gate.unique_facets, "n_sampled": len(rows),
+            "n_topics": len(tm.topics), "noise_share": tm.noise_share, "threshold": tm.threshold,
+            "params": {"min_cluster_size": tm.min_cluster_size, "n_neighbors": cs.n_neighbors,
+                       "n_components": cs.n_components, "sample_cap": cs.sample_cap}}
+    # Another process may land a generation while this one fits: then match against that one instead.
+    for _attempt in range(CONFLICT_RETRIES):
+        ids = _assign(store, settings, project, facet, tm, vectors, prev_gen)
+        try:
+            store.write_generation({**info, "generation": ids.generation}, list(ids.topics + ids.retired),
+                                   expected_previous=prev_gen)
+            break
+        except GenerationConflict:
+            prev_gen = store.latest_generation(project, facet)
+    else:
+        raise GenerationConflict(f"{project}/{facet}: other runs kept landing generations; try again")
+    return TopicMapResult(
+        generated=True, generation=ids.generation, **info, naming=naming, matched_previous=ids.n_matched,
+        retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched, topics=ids.topics,
+        seconds=round(time.monotonic() - t0, 3))
+
+
+def _assign(store: Store, settings: Settings, project: str, facet: str, tm: TopicMap, vectors: np.ndarray,
+            prev_gen: int | None) -> IdentityAssignment:
+    """Read what identity needs from the store, then assign ids without it."""
+    return assign_ids(load_previous_map(store, project, facet, prev_gen), tm, vectors,
+                      store.next_topic_number(project, facet), settings.cluster.match_min_similarity,
+                      project=project, facet=facet)
+
+
+# ----------------------------------------------------------------------------------------
+# classify
+
+
+@dataclass(frozen=True)
+class MapClassification:
+    generation: int
+    classified: int
+    no_match: int
+    no_match_rate: float | None
+
+
+@dataclass(frozen=True)
+class ClassifyResult(StageResult):
+    classified: int
+    no_match: int
+    maps: dict[str, MapClassification]  # by "project/facet"
+    no_match_rate: float | None
+    seconds: float
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def classify_days(*, store: Store, settings: Settings, days: list[str], project: str | None = None) -> ClassifyResult:
+    """Label these days' facets with each (project, facet)'s current map; no LLM involved."""
+    t0 = time.monotonic()
+    maps: dict[str, MapClassification] = {}
+    for proj in ([project] if project else store.projects()):
+        for facet in text_facets(settings):
+            gen = store.latest_generation(proj, facet)
+            if gen is None:
+                continue
+            info = store.generation_info(proj, facet, gen)
+            topics = store.load_topics(proj, facet, gen)
+            rows, vectors = store.facet_vectors(info["embedding_model"], facet, project=proj, days=days)
+            centroids = np.vstack(topics.centroid.tolist()).astype(np.float32)
+            idx, dist = classify_vectors(vectors, centroids, float(info["threshold"]))
+            ids = np.where(idx >= 0, topics.topic_id.to_numpy()[np.maximum(idx, 0)], NO_MATCH)
+            df = pd.DataFrame({"trace_id": rows.trace_id, "topic_id": ids, "distance": dist.astype(float),
+                               "day": rows.day})
+            store.write_classifications(proj, facet, gen, days, df)
+            n_nm = int((ids == NO_MATCH).sum())
+            maps[f"{proj}/{facet}"] = MapClassification(gen, len(df), n_nm, _rate(n_nm, len(df)))
+    classified = sum(m.classified for m in maps.values())
+    no_match = sum(m.no_match for m in maps.values())
+    return ClassifyResult(classified, no_match, maps, _rate(no_match, classified), round(time.monotonic() - t0, 3))
+
+
+# ----------------------------------------------------------------------------------------
+# ad hoc
+
+
+@dataclass(frozen=True)
+class AdhocResult(StageResult):
+    project: str
+    facet: str
+    where: str | None
+    n_facets: int
+    n_topics: int
+    noise_share: float
+    min_cluster_size: int
+    topics: tuple[dict, ...]  # biggest first, ids adhoc-001, ...
+    seconds: float
+
+
+def cluster_adhoc(*, store: Store, settings: Settings, project: str, facet: str, where: str | None = None,
+                  min_cluster_size: int | None = None, sample_cap: int = 20_000) -> AdhocResult:
+    """The same fit on any filtered subset (a SQL condition on `traces t`); nothing is persisted."""
+    from ..embed import embedding_model_id
+
+    t0 = time.monotonic()
+    if facet not in text_facets(settings):
+        raise ValueError(f"facet {facet!r} is not a free-text facet; choose one of {', '.join(text_facets(settings))}")
+    model_id = embedding_model_id(settings.embedding)
+    rows, vectors = store.facet_vectors(model_id, facet, project=project, where=where, limit_sample=sample_cap,
+                                        seed=settings.cluster.random_state)
+    if len(rows) == 0:
+        raise ValueError(f"no embedded {facet} facets in project {project!r}" + (f" where {where}" if where else ""))
+    # Exploration favours finer topics on small subsets.
+    mcs = min_cluster_size or max(3, min(50, len(rows) // 100))
+    reducer, clusterer = build_components(settings.cluster, min_cluster_size=mcs)
+    tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster, reducer=reducer, clusterer=clusterer)
+    KeywordNamer().name(tm.topics, facet)
+    topics = tuple({"topic_id": f"adhoc-{i + 1:03d}", "name": t.name, "size": t.size, "keywords": t.keywords,
+                    "examples": t.examples} for i, t in enumerate(sorted(tm.topics, key=lambda t: -t.size)))
+    return AdhocResult(project, facet, where, len(rows), len(topics), round(tm.noise_share, 4), mcs, topics,
+                       round(time.monotonic() - t0, 3))
