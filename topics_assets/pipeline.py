@@ -459,8 +459,6 @@ def classify_days(store: Store, settings: Settings, days: list[str], project: st
 def cluster_adhoc(store: Store, settings: Settings, project: str, facet: str, where: str | None = None,
                   min_cluster_size: int | None = None, sample_cap: int = 20_000) -> dict[str, Any]:
     """The same fit on any filtered subset (a SQL condition on `traces t`); nothing is persisted."""
-    from dataclasses import replace
-
     from .embed import embedding_model_id
     from .naming import name_with_keywords
 
@@ -474,7 +472,7 @@ def cluster_adhoc(store: Store, settings: Settings, project: str, facet: str, wh
         raise ValueError(f"no embedded {facet} facets in project {project!r}" + (f" where {where}" if where else ""))
     # Exploration favours finer topics on small subsets.
     mcs = min_cluster_size or max(3, min(50, len(rows) // 100))
-    tm = TopicMap.fit(vectors, rows.text.tolist(), replace(settings.cluster, min_cluster_size=mcs))
+    tm = TopicMap.fit(vectors, rows.text.tolist(), settings.cluster.model_copy(update={"min_cluster_size": mcs}))
     name_with_keywords(tm.topics)
     topics = [{"topic_id": f"adhoc-{i + 1:03d}", "name": t.name, "size": t.size, "keywords": t.keywords,
                "examples": t.examples} for i, t in enumerate(sorted(tm.topics, key=lambda t: -t.size))]
