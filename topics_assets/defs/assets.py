@@ -18,12 +18,11 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from dagster_duckdb import DuckDBResource
 
 from .. import pipeline
 from ..config import Settings
 from .partitions import daily_partitions, map_partitions
-from .resources import store_from
+from .resources import TopicsSettingsResource, TopicsStoreResource
 
 POOL = "topics_duckdb"
 GROUP = "topics"
@@ -57,17 +56,19 @@ def build_assets(settings: Settings) -> list:
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), **common,
            description="Ingested traces of the day, preprocessed into the linear, redacted, capped text "
                        "that a facet model sees (table `traces`).")
-    def traces(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def traces(context: AssetExecutionContext, store: TopicsStoreResource,
+               settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.preprocess_days(store_from(duckdb), settings, context.partition_keys)
+        stats = pipeline.preprocess_days(store.get_store(), settings.get_settings(), context.partition_keys)
         return MaterializeResult(metadata=_metadata(stats, t0))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
            description="One summary per (trace, facet), all facets of a trace from one LLM call, or "
                        "extractive offline (table `facets`). Unchanged traces cost nothing.")
-    def facets(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def facets(context: AssetExecutionContext, store: TopicsStoreResource,
+               settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.facet_days(store_from(duckdb), settings, context.partition_keys)
+        stats = pipeline.facet_days(store.get_store(), settings.get_settings(), context.partition_keys)
         if stats["failed"]:
             context.log.warning(f"{stats['failed']} traces failed faceting: {stats['failures_by_reason']}; "
                                 "they are retried on the next run")
@@ -75,19 +76,21 @@ def build_assets(settings: Settings) -> list:
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[facets], **common,
            description="One vector per unique (model, facet text) (table `facet_embeddings`).")
-    def facet_embeddings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def facet_embeddings(context: AssetExecutionContext, store: TopicsStoreResource,
+                         settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.embed_days(store_from(duckdb), settings, context.partition_keys)
+        stats = pipeline.embed_days(store.get_store(), settings.get_settings(), context.partition_keys)
         return MaterializeResult(metadata=_metadata(stats, t0))
 
     @asset(partitions_def=maps, deps=[AssetDep(facet_embeddings, partition_mapping=AllPartitionMapping())],
            **common,
            description="A generation of the (project, facet) topic map: UMAP + HDBSCAN on a sample, c-TF-IDF "
                        "keywords, names, centroids; ids matched to the previous generation (table `topic_maps`).")
-    def topic_map(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def topic_map(context: AssetExecutionContext, store: TopicsStoreResource,
+                  settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
         key = context.partition_key.keys_by_dimension
-        stats = pipeline.generate_topic_map(store_from(duckdb), settings, key["project"], key["facet"])
+        stats = pipeline.generate_topic_map(store.get_store(), settings.get_settings(), key["project"], key["facet"])
         if not stats["generated"]:
             context.log.info(f"no new generation: {stats['skipped_reason']}")
             return MaterializeResult(metadata=_metadata(
@@ -104,9 +107,10 @@ def build_assets(settings: Settings) -> list:
            **common,
            description="Each trace's topic per facet from the current map by nearest centroid, `no_match` "
                        "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
-    def classifications(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def classifications(context: AssetExecutionContext, store: TopicsStoreResource,
+                        settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        stats = pipeline.classify_days(store_from(duckdb), settings, context.partition_keys)
+        stats = pipeline.classify_days(store.get_store(), settings.get_settings(), context.partition_keys)
         return MaterializeResult(metadata=_metadata(stats, t0))
 
     return [traces, facets, facet_embeddings, topic_map, classifications]
