@@ -1,9 +1,13 @@
 """The store and the settings as Dagster resources: what the launchpad shows is what a run uses."""
 
-from dagster import Definitions, asset, materialize
+from pathlib import Path
+
+from dagster import DagsterInstance, Definitions, asset, materialize
 
 from topics_assets.config import FacetSpec, Settings, load_settings
+from topics_assets.definitions import build_defs
 from topics_assets.defs.resources import TopicsSettingsResource, TopicsStoreResource, build_resources
+from topics_assets.defs.runner import run_pending
 
 
 def config_fields(resource) -> set[str]:
@@ -43,3 +47,10 @@ def test_run_config_overrides_what_the_asset_gets_and_keeps_the_rest(tmp_path):
     # Dagster replaces a configured resource's config wholesale; the rest must stay as configured.
     assert got.model_copy(update={"gates": s.gates, "llm": s.llm}) == s
     assert (got.gates.min_unique_facets, got.llm.max_in_flight, got.facet_names) == (10, 3, ["task", "sentiment"])
+
+
+def test_run_pending_defaults_to_the_store_and_settings_of_the_defs(settings):
+    said = []
+    summary = run_pending(build_defs(settings), DagsterInstance.ephemeral(), say=said.append)
+    assert said == ["nothing ingested yet: run `topics ingest PATH...` first"] and summary.days == []
+    assert Path(settings.database_path).exists()  # the store resource's file, under the settings' home
