@@ -28,7 +28,8 @@ def test_hashes_of_stored_rows_are_the_ones_the_dataclasses_gave():
     s.preprocess.extra_patterns = {"order_id": r"ZX-\d+"}
     s.preprocess.max_tokens = 2000
     s.preprocess.custom = "pkg.mod:fn"
-    s.facets = s.facets + [FacetSpec("resolution", "How did it end?", kind="enum", categories=["resolved", "escalated"])]
+    s.facets = s.facets + [FacetSpec("resolution", "How did it end?", kind="enum",
+                                     categories=["resolved", "escalated"])]
     assert (s.preprocess_hash(), s.facets_hash()) == ("932cc49a9aa58564", "17c7c5c4a78f8f46")
 
 

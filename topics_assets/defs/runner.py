@@ -81,8 +81,8 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
     """Everything pending: new or changed days, then maps whose gates are met, then labels.
 
     The store and settings default to the ones the runs themselves get (the defs' resources)."""
-    store = store or defs.resources[STORE].get_store()
-    settings = settings or defs.resources[SETTINGS].get_settings()
+    store = defs.resources[STORE].get_store() if store is None else store
+    settings = defs.resources[SETTINGS].get_settings() if settings is None else settings
     summary = RunSummary()
     projects = [project] if project else store.projects()
     register_projects(instance, projects)
