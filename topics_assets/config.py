@@ -1,34 +1,53 @@
 """Settings: defaults < topics.yaml < environment variables.
 
-Everything has an offline default, so a fresh install runs with no file and no key.
+Everything has an offline default, so a fresh install runs with no file and no key. The models
+are pydantic so that a bad value is caught on load with the key and the file it came from, and
+so that the Dagster layer can show the same fields in the launchpad (defs/resources.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
     pass
 
 
-@dataclass
-class FacetSpec:
+class _Settings(BaseModel):
+    # Mutable, as tests and callers assign fields; every assignment is validated too.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+FACET_FIELDS = ("name", "prompt", "kind", "categories")
+
+
+class FacetSpec(_Settings):
     """One dimension a trace is summarised along."""
 
     name: str
-    prompt: str
-    kind: str = "text"  # text | enum | score
-    categories: list[str] = field(default_factory=list)  # for kind == "enum"
+    prompt: str = Field(description="The question the model answers about each trace.")
+    kind: str = Field(default="text", description="text | enum | score")
+    categories: list[str] = Field(default_factory=list, description="The allowed answers of a kind: enum facet.")
 
-    def validate(self) -> None:
+    def __init__(self, *args: Any, **data: Any) -> None:
+        """Also positional (name, prompt, kind, categories), as the dataclass allowed."""
+        if len(args) > len(FACET_FIELDS):
+            raise TypeError(f"FacetSpec takes at most {len(FACET_FIELDS)} positional arguments")
+        data.update(zip(FACET_FIELDS, args))
+        super().__init__(**data)
+
+    def validate(self) -> None:  # noqa: D102 - the rules beyond types, each naming the facet
         if not self.name.isidentifier():
             raise ConfigError(f"facet name {self.name!r} must be an identifier (letters, digits, _)")
         if self.kind not in ("text", "enum", "score"):
@@ -64,84 +83,101 @@ BUILTIN_FACETS = [
 ]
 
 
-@dataclass
-class LLMSettings:
-    model: str | None = None  # any litellm model name; None = offline extractive facets
+class LLMSettings(_Settings):
+    model: str | None = Field(default=None, description="Any litellm model name; none = offline extractive facets.")
     api_base: str | None = None
-    api_key_env: str | None = None  # name of the env var holding the key (never the key itself)
+    api_key_env: str | None = Field(default=None, description="Name of the env var holding the key (never the key).")
     max_in_flight: int = 8
     timeout_s: float = 60.0
     max_retries: int = 5
     temperature: float = 0.0
     max_output_tokens: int = 800
-    backoff_base_s: float = 0.5  # first retry waits up to this (full jitter, doubling); Retry-After wins
-    circuit_breaker: int = 10  # calls in a row failing for endpoint reasons that stop a run's other calls; 0 = never
+    backoff_base_s: float = Field(default=0.5, description="First retry waits up to this (full jitter, doubling); "
+                                                           "Retry-After wins.")
+    circuit_breaker: int = Field(default=10, description="Calls in a row failing for endpoint reasons that stop a "
+                                                         "run's other calls; 0 = never.")
 
 
-@dataclass
-class EmbeddingSettings:
-    # "local" (offline all-MiniLM-L6-v2), "voyage/<model>" or any litellm embedding model name.
-    model: str = "local"
+class EmbeddingSettings(_Settings):
+    model: str = Field(default="local", description="'local' (offline all-MiniLM-L6-v2), 'voyage/<model>' or any "
+                                                    "litellm embedding model name.")
     api_base: str | None = None
     api_key_env: str | None = None
-    batch_size: int = 64  # texts per API request for remote models; the local model uses its own tuned batches
+    batch_size: int = Field(default=64, description="Texts per API request for remote models; the local model "
+                                                    "uses its own tuned batches.")
 
 
-@dataclass
-class PreprocessSettings:
+class PreprocessSettings(_Settings):
     max_tokens: int = 128_000
     redact: bool = True
-    extra_patterns: dict[str, str] = field(default_factory=dict)  # name -> regex
-    custom: str | None = None  # "package.module:function"
+    extra_patterns: dict[str, str] = Field(default_factory=dict, description="Redaction patterns: name -> regex.")
+    custom: str | None = Field(default=None, description="A custom preprocessor, 'package.module:function'.")
 
 
-@dataclass
-class ClusterSettings:
+class ClusterSettings(_Settings):
     sample_cap: int = 50_000
-    min_cluster_size: int | None = None  # None = derived from the sample size
+    min_cluster_size: int | None = Field(default=None, description="None = derived from the sample size.")
     n_neighbors: int = 15
     n_components: int = 5
-    n_epochs: int | None = None  # UMAP epochs; None = umap-learn's default for the size
-    pca_components: int | None = 64  # PCA before UMAP's kNN search; None = none
+    n_epochs: int | None = Field(default=None, description="UMAP epochs; None = umap-learn's default for the size.")
+    pca_components: int | None = Field(default=64, description="PCA before UMAP's kNN search; None = none.")
     umap_init: str = "spectral"
-    min_samples: int | None = None  # HDBSCAN min_samples; None = min(min_cluster_size, 10)
-    # UMAP + HDBSCAN run on at most this many sampled facets; the rest join their nearest sampled
-    # neighbour's cluster. Bounds the super-linear part of map generation. None/0 = all.
-    core_sample: int | None = 15_000
+    min_samples: int | None = Field(default=None, description="HDBSCAN min_samples; None = min(min_cluster_size, 10).")
+    # Bounds the super-linear part of map generation.
+    core_sample: int | None = Field(default=15_000, description="UMAP + HDBSCAN run on at most this many sampled "
+                                    "facets; the rest join their nearest sampled neighbour's cluster. None/0 = all.")
     n_keywords: int = 8
     random_state: int = 42
-    # Cosine distance beyond which a trace is no_match; None = from the map's own distances.
-    threshold: float | None = None
+    threshold: float | None = Field(default=None, description="Cosine distance beyond which a trace is no_match; "
+                                                              "None = from the map's own distances.")
     threshold_quantile: float = 0.95
-    match_min_similarity: float = 0.75  # id matching across generations
+    match_min_similarity: float = Field(default=0.75, description="Id matching across generations.")
 
 
-@dataclass
-class GateSettings:
+class GateSettings(_Settings):
     min_traces: int = 400
     min_unique_facets: int = 100
 
 
-@dataclass
-class AutomationSettings:
-    regenerate_cron: str = "0 3 * * *"  # daily, 03:00 UTC
-    backfill_days: int = 7  # recent window re-labelled after a new generation
+class AutomationSettings(_Settings):
+    regenerate_cron: str = Field(default="0 3 * * *", description="Daily, 03:00 UTC.")
+    backfill_days: int = Field(default=7, description="Recent window re-labelled after a new generation.")
     sensor_interval_s: int = 60
 
 
-@dataclass
-class Settings:
+class Settings(_Settings):
     home: str = ".topics"
-    database: str | None = None  # default: <home>/topics.duckdb
+    database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
     partitions_start: str = "2025-01-01"
     default_project: str = "default"
-    facets: list[FacetSpec] = field(default_factory=lambda: [FacetSpec(**asdict(f)) for f in BUILTIN_FACETS])
-    llm: LLMSettings = field(default_factory=LLMSettings)
-    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
-    preprocess: PreprocessSettings = field(default_factory=PreprocessSettings)
-    cluster: ClusterSettings = field(default_factory=ClusterSettings)
-    gates: GateSettings = field(default_factory=GateSettings)
-    automation: AutomationSettings = field(default_factory=AutomationSettings)
+    facets: list[FacetSpec] = Field(default_factory=lambda: [f.model_copy(deep=True) for f in BUILTIN_FACETS])
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
+
+    @field_validator("partitions_start", mode="before")
+    @classmethod
+    def _date_as_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2025-01-01 as a date.
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    @field_validator("facets", mode="before")
+    @classmethod
+    def _builtin_by_name(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        builtin = {f.name: f for f in BUILTIN_FACETS}
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                if item not in builtin:
+                    raise ValueError(f"{item!r} is not a built-in facet ({', '.join(builtin)})")
+                item = builtin[item].model_copy(deep=True)
+            out.append(item)
+        return out
 
     @property
     def database_path(self) -> str:
@@ -162,14 +198,15 @@ class Settings:
                 return f
         raise ConfigError(f"unknown facet {name!r}; configured: {', '.join(self.facet_names)}")
 
+    # model_dump() gives the same dicts as dataclasses.asdict did, so stored hashes stay valid.
     def preprocess_hash(self) -> str:
         """Changes whenever a preprocessing setting changes, so traces are preprocessed again."""
-        blob = json.dumps(asdict(self.preprocess), sort_keys=True)
+        blob = json.dumps(self.preprocess.model_dump(), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def facets_hash(self) -> str:
         """Changes whenever a facet definition changes, so those traces are faceted again."""
-        blob = json.dumps([asdict(f) for f in self.facets], sort_keys=True)
+        blob = json.dumps([f.model_dump() for f in self.facets], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def llm_api_key(self) -> str | None:
@@ -204,56 +241,69 @@ ENV_VARS = {
 }
 
 
-def _coerce(value: str, current: Any, target_type: Any) -> Any:
-    t = str(target_type)
-    if value.strip().lower() in ("", "none", "null") and "None" in t:
-        return None
-    if "bool" in t:
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    if "int" in t:
-        return int(value)
-    if "float" in t:
-        return float(value)
-    return value
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The settings model that the key at `loc` belongs to (for listing the known keys)."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        model = inner[0] if typing.get_origin(annotation) in (list, typing.Union, types.UnionType) and inner \
+            else annotation
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
-    known = {f.name: f for f in fields(obj)}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
-        current = getattr(obj, key)
-        if key == "facets":
-            if not isinstance(value, list):
-                raise ConfigError(f"{where}: facets must be a list")
-            specs = []
-            for item in value:
-                if isinstance(item, str):  # a built-in by name
-                    builtin = {f.name: f for f in BUILTIN_FACETS}
-                    if item not in builtin:
-                        raise ConfigError(f"{where}: {item!r} is not a built-in facet ({', '.join(builtin)})")
-                    specs.append(FacetSpec(**asdict(builtin[item])))
-                elif isinstance(item, dict):
-                    try:
-                        specs.append(FacetSpec(**item))
-                    except TypeError as e:
-                        raise ConfigError(f"{where}: facet {item.get('name')!r}: {e}") from e
-                else:
-                    raise ConfigError(f"{where}: each facet is a built-in name or a mapping")
-            setattr(obj, key, specs)
-        elif is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: {key} must be a mapping")
-            _apply(current, value, f"{where}.{key}")
+def _key(loc: tuple, data: Any) -> str:
+    """Dotted key of a pydantic error location; a facet also by its name."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                out += f" ({node['name']})"
         else:
-            setattr(obj, key, value)
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _messages(error: ValidationError, data: Any) -> list[str]:
+    messages = []
+    for e in error.errors():
+        loc, key = tuple(e["loc"]), _key(tuple(e["loc"]), data)
+        if e["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            known = ", ".join(sorted(model.model_fields)) if model else "?"
+            if model is FacetSpec:
+                messages.append(f"{key.rsplit('.', 1)[0]}: unexpected keyword {loc[-1]!r}; a facet has: {known}")
+            else:
+                messages.append(f"{key}: unknown setting; known: {known}")
+        elif e["type"] == "value_error":
+            messages.append(f"{key}: {e['ctx']['error']}")
+        elif e["type"] in ("model_type", "dict_type"):
+            messages.append(f"{key}: must be a mapping (got {e['input']!r})")
+        elif e["type"] == "missing":
+            messages.append(f"{key}: required")
+        else:
+            messages.append(f"{key}: {e['msg']} (got {e['input']!r})")
+    return messages
+
+
+def _coerce_env(model: BaseModel, leaf: str, value: str) -> Any:
+    """'', 'none' and 'null' mean None where a setting allows None; pydantic parses the rest."""
+    allows_none = type(None) in typing.get_args(type(model).model_fields[leaf].annotation)
+    return None if allows_none and value.strip().lower() in ("", "none", "null") else value
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
     """Defaults, then topics.yaml (path, $TOPICS_CONFIG or ./topics.yaml), then env vars."""
     env = dict(os.environ if env is None else env)
-    settings = Settings()
     path = path or env.get("TOPICS_CONFIG") or ("topics.yaml" if Path("topics.yaml").exists() else None)
+    data: dict[str, Any] = {}
     if path:
         p = Path(path)
         if not p.exists():
@@ -264,7 +314,10 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
             raise ConfigError(f"{p}: not valid YAML: {e}") from e
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
-        _apply(settings, data, str(p))
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("\n".join(f"{path}: {m}" for m in _messages(e, data))) from None
     for var, dotted in ENV_VARS.items():
         if var not in env:
             continue
@@ -272,13 +325,15 @@ def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | N
         *parents, leaf = dotted.split(".")
         for part in parents:
             obj = getattr(obj, part)
-        ftype = {f.name: f.type for f in fields(obj)}[leaf]
         try:
-            setattr(obj, leaf, _coerce(env[var], getattr(obj, leaf), ftype))
-        except ValueError as e:
-            raise ConfigError(f"{var}={env[var]!r}: {e}") from e
-    for f in settings.facets:
-        f.validate()
-    if len(set(settings.facet_names)) != len(settings.facets):
-        raise ConfigError("facet names must be unique")
+            setattr(obj, leaf, _coerce_env(obj, leaf, env[var]))
+        except ValidationError as e:
+            raise ConfigError(f"{var}={env[var]!r}: {dotted}: {e.errors()[0]['msg']}") from None
+    try:
+        for f in settings.facets:
+            f.validate()
+        if len(set(settings.facet_names)) != len(settings.facets):
+            raise ConfigError("facet names must be unique")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     return settings

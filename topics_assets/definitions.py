@@ -16,7 +16,7 @@ def build_defs(settings: Settings) -> Definitions:
     sensors, schedules = build_automation(settings)
     return Definitions(
         assets=build_assets(settings),
-        jobs=[*build_jobs(settings), build_adhoc_job(settings)],
+        jobs=[*build_jobs(settings), build_adhoc_job()],
         sensors=sensors,
         schedules=schedules,
         resources=build_resources(settings),

@@ -1,13 +1,11 @@
 """Ad hoc clustering from the launchpad: any subset, same pipeline, nothing persisted."""
 
 from dagster import Config, MetadataValue, OpExecutionContext, job, op
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ..topics.stage import cluster_adhoc
-from ..config import Settings
 from .assets import topics_markdown
-from .resources import store_from
+from .resources import TopicsSettingsResource, TopicsStoreResource
 
 
 class AdhocClusterConfig(Config):
@@ -19,12 +17,13 @@ class AdhocClusterConfig(Config):
     sample_cap: int = Field(default=20_000, description="At most this many facets are clustered.")
 
 
-def build_adhoc_job(settings: Settings):
+def build_adhoc_job():
     @op(description="Cluster the selected facets and report the topics as run metadata.")
-    def cluster_subset(context: OpExecutionContext, config: AdhocClusterConfig, duckdb: DuckDBResource) -> dict:
-        result = cluster_adhoc(store=store_from(duckdb), settings=settings, project=config.project,
-                                        facet=config.facet, where=config.where,
-                                        min_cluster_size=config.min_cluster_size, sample_cap=config.sample_cap)
+    def cluster_subset(context: OpExecutionContext, config: AdhocClusterConfig, store: TopicsStoreResource,
+                       settings: TopicsSettingsResource) -> dict:
+        result = cluster_adhoc(store=store.get_store(), settings=settings.get_settings(), project=config.project,
+                               facet=config.facet, where=config.where, min_cluster_size=config.min_cluster_size,
+                               sample_cap=config.sample_cap)
         context.add_output_metadata({
             "n_facets": result.n_facets, "n_topics": result.n_topics, "noise_share": result.noise_share,
             "topics": MetadataValue.md(topics_markdown(result.topics)),

@@ -18,15 +18,14 @@ from dagster import (
     MetadataValue,
     asset,
 )
-from dagster_duckdb import DuckDBResource
 
-from ..preprocess.stage import preprocess_days
-from ..topics.stage import classify_days, generate_topic_map
+from ..config import Settings
 from ..embed.stage import embed_days
 from ..facets.stage import facet_days
-from ..config import Settings
+from ..preprocess.stage import preprocess_days
+from ..topics.stage import classify_days, generate_topic_map
 from .partitions import daily_partitions, map_partitions
-from .resources import store_from
+from .resources import TopicsSettingsResource, TopicsStoreResource
 
 POOL = "topics_duckdb"
 GROUP = "topics"
@@ -60,17 +59,21 @@ def build_assets(settings: Settings) -> list:
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), **common,
            description="Ingested traces of the day, preprocessed into the linear, redacted, capped text "
                        "that a facet model sees (table `traces`).")
-    def traces(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def traces(context: AssetExecutionContext, store: TopicsStoreResource,
+               settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        result = preprocess_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        result = preprocess_days(store=store.get_store(), settings=settings.get_settings(),
+                                 days=context.partition_keys)
         return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
            description="One summary per (trace, facet), all facets of a trace from one LLM call, or "
                        "extractive offline (table `facets`). Unchanged traces cost nothing.")
-    def facets(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def facets(context: AssetExecutionContext, store: TopicsStoreResource,
+               settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        result = facet_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        result = facet_days(store=store.get_store(), settings=settings.get_settings(),
+                            days=context.partition_keys)
         if result.failed:
             context.log.warning(f"{result.failed} traces failed faceting: {result.failures_by_reason}; "
                                 "they are retried on the next run")
@@ -78,20 +81,23 @@ def build_assets(settings: Settings) -> list:
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[facets], **common,
            description="One vector per unique (model, facet text) (table `facet_embeddings`).")
-    def facet_embeddings(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def facet_embeddings(context: AssetExecutionContext, store: TopicsStoreResource,
+                         settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        result = embed_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        result = embed_days(store=store.get_store(), settings=settings.get_settings(),
+                            days=context.partition_keys)
         return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     @asset(partitions_def=maps, deps=[AssetDep(facet_embeddings, partition_mapping=AllPartitionMapping())],
            **common,
            description="A generation of the (project, facet) topic map: UMAP + HDBSCAN on a sample, c-TF-IDF "
                        "keywords, names, centroids; ids matched to the previous generation (table `topic_maps`).")
-    def topic_map(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def topic_map(context: AssetExecutionContext, store: TopicsStoreResource,
+                  settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
         key = context.partition_key.keys_by_dimension
-        result = generate_topic_map(store=store_from(duckdb), settings=settings, project=key["project"],
-                                             facet=key["facet"])
+        result = generate_topic_map(store=store.get_store(), settings=settings.get_settings(),
+                                    project=key["project"], facet=key["facet"])
         if not result.generated:
             context.log.info(f"no new generation: {result.skipped_reason}")
             return MaterializeResult(metadata=_metadata(
@@ -109,9 +115,11 @@ def build_assets(settings: Settings) -> list:
            **common,
            description="Each trace's topic per facet from the current map by nearest centroid, `no_match` "
                        "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
-    def classifications(context: AssetExecutionContext, duckdb: DuckDBResource) -> MaterializeResult:
+    def classifications(context: AssetExecutionContext, store: TopicsStoreResource,
+                        settings: TopicsSettingsResource) -> MaterializeResult:
         t0 = time.monotonic()
-        result = classify_days(store=store_from(duckdb), settings=settings, days=context.partition_keys)
+        result = classify_days(store=store.get_store(), settings=settings.get_settings(),
+                               days=context.partition_keys)
         return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
 
     return [traces, facets, facet_embeddings, topic_map, classifications]

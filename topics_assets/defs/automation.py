@@ -21,13 +21,12 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster_duckdb import DuckDBResource
 
 from ..topics.stage import gate_status, text_facets
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
 from .partitions import PROJECTS, day_ranges, map_key
-from .resources import store_from
+from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
 from .runner import RANGE_END, RANGE_START, register_projects
 
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -58,8 +57,9 @@ def build_automation(settings: Settings) -> tuple[list, list]:
             minimum_interval_seconds=interval,
             description="Requests a project's first topic map per facet once it holds enough traces and unique "
                         "facet summaries (gates); otherwise skips and says why, with the counts.")
-    def topic_map_gates(context: SensorEvaluationContext, duckdb: DuckDBResource):
-        store = store_from(duckdb, SENSOR_LOCK_WAIT_S)
+    def topic_map_gates(context: SensorEvaluationContext, store: TopicsStoreResource,
+                        settings: TopicsSettingsResource):
+        store, settings = store.get_store(SENSOR_LOCK_WAIT_S), settings.get_settings()
         projects = store.projects()
         known = set(context.instance.get_dynamic_partitions(PROJECTS.name))
         new_projects = [p for p in projects if p not in known]
@@ -85,8 +85,8 @@ def build_automation(settings: Settings) -> tuple[list, list]:
     @sensor(job_name=PROCESS_DAYS, default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval,
             description="Processes new or changed traces as they arrive: preprocess, facet, embed, and classify "
                         "with the current maps (no LLM call at classification time).")
-    def new_traces(context: SensorEvaluationContext, duckdb: DuckDBResource):
-        store = store_from(duckdb, SENSOR_LOCK_WAIT_S)
+    def new_traces(context: SensorEvaluationContext, store: TopicsStoreResource, settings: TopicsSettingsResource):
+        store, settings = store.get_store(SENSOR_LOCK_WAIT_S), settings.get_settings()
         days = store.pending_days(preprocess_hash=settings.preprocess_hash())
         if not days:
             return SkipReason("no new or changed traces, nothing unlabelled")
@@ -101,8 +101,8 @@ def build_automation(settings: Settings) -> tuple[list, list]:
               default_status=DefaultScheduleStatus.RUNNING, execution_timezone="UTC",
               description="Regenerates every topic map whose gates are met; new generations reuse the ids of "
                           "the clusters they continue.")
-    def regenerate_topic_maps(context, duckdb: DuckDBResource):
-        store = store_from(duckdb, SENSOR_LOCK_WAIT_S)
+    def regenerate_topic_maps(context, store: TopicsStoreResource, settings: TopicsSettingsResource):
+        store, settings = store.get_store(SENSOR_LOCK_WAIT_S), settings.get_settings()
         when = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
         projects = store.projects()
         register_projects(context.instance, projects)  # a project ingested since the last sensor tick
@@ -117,7 +117,7 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                     waiting.append(f"{project}/{facet}: {gate.reason}")
         return requests or SkipReason("no map passes the gates: " + ("; ".join(waiting) or "no traces"))
 
-    @asset_sensor(asset_key=AssetKey("topic_map"), job_name=CLASSIFY_DAYS, required_resource_keys={"duckdb"},
+    @asset_sensor(asset_key=AssetKey("topic_map"), job_name=CLASSIFY_DAYS, required_resource_keys={STORE, SETTINGS},
                   default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval,
                   description=f"After a new generation lands, re-labels the recent window "
                               f"({settings.automation.backfill_days} days) with it.")
@@ -126,10 +126,11 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         state = materialization.metadata.get("state")
         if state is None or state.value != "generated":
             return SkipReason("the latest topic_map materialization made no new generation")
-        store = store_from(context.resources.duckdb, SENSOR_LOCK_WAIT_S)
-        days = recent_days(store.days_with_traces(), settings.automation.backfill_days)
+        store = context.resources.store.get_store(SENSOR_LOCK_WAIT_S)
+        window = context.resources.settings.get_settings().automation.backfill_days
+        days = recent_days(store.days_with_traces(), window)
         if not days:
-            return SkipReason(f"no traces in the last {settings.automation.backfill_days} days to re-label")
+            return SkipReason(f"no traces in the last {window} days to re-label")
         return RunRequest(run_key=f"backfill:{asset_event.run_id}:{asset_event.timestamp}", tags=day_range_tags(days))
 
     return [topic_map_gates, new_traces, backfill_after_new_map], [regenerate_topic_maps]

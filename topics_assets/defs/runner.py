@@ -16,6 +16,7 @@ from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
 from .partitions import PROJECTS, day_ranges, map_key
+from .resources import SETTINGS, STORE
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -74,10 +75,14 @@ def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, fa
         summary.maps_skipped[f"{project}/{facet}"] = meta.get("skipped_reason", "unknown")
 
 
-def run_pending(defs: Definitions, instance: DagsterInstance, store: Store, settings: Settings,
-                project: str | None = None, regenerate: bool = False,
+def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | None = None,
+                settings: Settings | None = None, project: str | None = None, regenerate: bool = False,
                 say: Callable[[str], None] = lambda _msg: None) -> RunSummary:
-    """Everything pending: new or changed days, then maps whose gates are met, then labels."""
+    """Everything pending: new or changed days, then maps whose gates are met, then labels.
+
+    The store and settings default to the ones the runs themselves get (the defs' resources)."""
+    store = defs.resources[STORE].get_store() if store is None else store
+    settings = defs.resources[SETTINGS].get_settings() if settings is None else settings
     summary = RunSummary()
     projects = [project] if project else store.projects()
     register_projects(instance, projects)
