@@ -202,7 +202,7 @@ def status(settings: Settings) -> None:
     from .defs.automation import in_flight
     from .defs.jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS
     from .defs.partitions import map_key
-    from .topics.stage import map_state, text_facets
+    from .topics.stage import map_state
 
     store = _store(settings)
     projects = store.projects()
@@ -214,7 +214,7 @@ def status(settings: Settings) -> None:
     rows = []
     for p in projects:
         pending = bool(store.pending_days(p, settings.preprocess_hash()))
-        for facet in text_facets(settings):
+        for facet in settings.text_facet_names:
             generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
             st = map_state(store=store, settings=settings, project=p, facet=facet, generating=generating,
                            backfilling=labelling or pending)
@@ -274,11 +274,10 @@ def maps(settings: Settings, project: str | None, facet: str | None, top: int) -
 
 
 def _print_maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
-    from .topics.stage import text_facets
 
     store = _store(settings)
     for p in [project] if project else store.projects():
-        for f in [facet] if facet else text_facets(settings):
+        for f in [facet] if facet else settings.text_facet_names:
             gen = store.latest_generation(p, f)
             if gen is None:
                 click.echo(f"\n{p} / {f}: no topic map yet")

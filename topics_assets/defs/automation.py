@@ -22,7 +22,7 @@ from dagster import (
     sensor,
 )
 
-from ..topics.stage import gate_status, text_facets
+from ..topics.stage import gate_status
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
 from .partitions import PROJECTS, day_ranges, map_key
@@ -66,7 +66,7 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         partition_requests = [PROJECTS.build_add_request(new_projects)] if new_projects else []
         requests, waiting = [], []
         for project in projects:
-            for facet in text_facets(settings):
+            for facet in settings.text_facet_names:
                 if store.latest_generation(project, facet) is not None:
                     continue  # regenerating is the schedule's job
                 gate = gate_status(store=store, settings=settings, project=project, facet=facet)
@@ -108,7 +108,7 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         register_projects(context.instance, projects)  # a project ingested since the last sensor tick
         requests, waiting = [], []
         for project in projects:
-            for facet in text_facets(settings):
+            for facet in settings.text_facet_names:
                 gate = gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
                 if gate.ready:

@@ -13,7 +13,6 @@ from dagster import (
 )
 
 from ..config import Settings
-from ..topics.stage import text_facets
 
 PROJECTS = DynamicPartitionsDefinition(name="projects")
 
@@ -25,7 +24,7 @@ def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
 
 def map_partitions(settings: Settings) -> MultiPartitionsDefinition:
     return MultiPartitionsDefinition(
-        {"facet": StaticPartitionsDefinition(text_facets(settings)), "project": PROJECTS}
+        {"facet": StaticPartitionsDefinition(settings.text_facet_names), "project": PROJECTS}
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions
 
-from ..topics.stage import gate_status, text_facets
+from ..topics.stage import gate_status
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
@@ -98,7 +98,7 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
         say("no new or changed traces")
     fresh_maps = False
     for p in projects:
-        for facet in text_facets(settings):
+        for facet in settings.text_facet_names:
             has_map = store.latest_generation(p, facet) is not None
             if has_map and not regenerate:
                 continue

@@ -25,11 +25,6 @@ from .topic_map import NO_MATCH, TopicMap, classify_vectors
 CONFLICT_RETRIES = 5
 
 
-def text_facets(settings: Settings) -> list[str]:
-    """Facets that get topic maps (free text); enum and score facets are already categorical."""
-    return [f.name for f in settings.facets if f.kind == "text"]
-
-
 # ----------------------------------------------------------------------------------------
 # gates and state
 
@@ -209,7 +204,7 @@ def classify_days(*, store: Store, settings: Settings, days: list[str], project:
     t0 = time.monotonic()
     maps: dict[str, MapClassification] = {}
     for proj in ([project] if project else store.projects()):
-        for facet in text_facets(settings):
+        for facet in settings.text_facet_names:
             gen = store.latest_generation(proj, facet)
             if gen is None:
                 continue
@@ -252,8 +247,8 @@ def cluster_adhoc(*, store: Store, settings: Settings, project: str, facet: str,
     from ..embed import embedding_model_id
 
     t0 = time.monotonic()
-    if facet not in text_facets(settings):
-        raise ValueError(f"facet {facet!r} is not a free-text facet; choose one of {', '.join(text_facets(settings))}")
+    if facet not in settings.text_facet_names:
+        raise ValueError(f"facet {facet!r} is not a free-text facet; choose one of {', '.join(settings.text_facet_names)}")
     model_id = embedding_model_id(settings.embedding)
     rows, vectors = store.facet_vectors(model_id, facet, project=project, where=where, limit_sample=sample_cap,
                                         seed=settings.cluster.random_state)
