@@ -142,7 +142,7 @@ _RULES = [
         # Major networks start with 2-6 (which also spares epoch-millisecond timestamps);
         # contiguous, or groups of four with one consistent separator (Amex: 4-6-5).
         re.compile(
-            r"[2-6](?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}(?:\1\d{1,4})?|\d{3}([ -])\d{6}\2\d{5})(?![\d-])"
+            r"[2-6](?:\d{12,18}|\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}(?:\1\d{1,4})?|\d{3}([ -])\d{6}\2\d{5})(?![\d-]|\.\d)"
         ),
         _card_ok,
         shrink=True,

@@ -160,3 +160,9 @@ def test_a_planted_secret_is_always_redacted(planted, before, after, sep):
     out, counts = redact(text)
     assert value not in out, (kind, value, out)
     assert f"[{kind}]" in out and counts.get(kind, 0) >= 1
+
+
+def test_digit_groups_before_an_ip_address_are_not_a_card():
+    """Found by the property test: '2024 2024 2024 251' passed Luhn and swallowed an IP's first octet."""
+    text, counts = redact("2024 2024 2024 251.0.0.0")
+    assert text == "2024 2024 2024 [IP]" and counts == {"IP": 1}
