@@ -5,7 +5,7 @@ from sklearn.decomposition import PCA
 
 from topics_assets.config import Settings
 from topics_assets.facets.stage import text_hash
-from topics_assets.store import Store
+from topics_assets.store import DuckDBStore, Store
 from topics_assets.topics.naming import KeywordNamer
 from topics_assets.topics.stage import (
     ClassifyResult, TopicMapResult, classify_days, gate_status, generate_topic_map, map_state)
@@ -18,7 +18,7 @@ DAY = "2026-11-02"
 def seeded_store(tmp_path, n_per: int = 40) -> tuple[Store, Settings]:
     """Task facets and their vectors for three groups, written through the store's own methods."""
     settings = Settings(home=str(tmp_path))
-    store = Store(settings.database_path)
+    store = DuckDBStore(settings.database_path)
     x, texts, _ = blobs(n_per=n_per)
     rows = [{"trace_id": f"t{i:04d}", "facet": "task", "project": "p", "day": DAY, "text": t,
              "text_hash": text_hash(t), "engine": "extractive", "model": "none", "content_hash": "c",
