@@ -44,6 +44,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def create_database(server_url: str, name: str | None = None) -> str:
+    """A new empty database on the server at `server_url`; its URL."""
+    import psycopg
+
+    name = name or f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
 class LocalPostgres:
     def __init__(self, max_connections: int = 200):
         self.max_connections = max_connections
@@ -83,12 +93,7 @@ class LocalPostgres:
 
     def create_database(self, name: str | None = None) -> str:
         """A new empty database; its URL."""
-        import psycopg
-
-        name = name or f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        return create_database(self.url, name)
 
     def stop(self) -> None:
         if self.dir is None:
