@@ -1,8 +1,9 @@
 """The asset graph: traces -> facets -> facet_embeddings -> topic_map -> classifications.
 
-Each asset calls one pipeline stage and reports what it did as metadata. Daily assets run a
-whole backfill range in one run (their stages take a list of days). Every asset that writes
-the DuckDB file is in one pool, so the daemon never runs two writers at once.
+Each asset calls one stage and reports what it did as metadata. Daily assets run a whole
+backfill range in one run (their stages take a list of days). On DuckDB every asset that writes
+the file is in one pool (limit 1), so the daemon never runs two writers at once; on PostgreSQL
+they are in no pool, so several day partitions materialize at once.
 """
 
 
@@ -23,12 +24,20 @@ from ..config import Settings
 from ..embed.stage import embed_days
 from ..facets.stage import facet_days
 from ..preprocess.stage import preprocess_days
+from ..store import is_postgres_url
 from ..topics.stage import classify_days, generate_topic_map
 from .partitions import daily_partitions, map_partitions
 from .resources import TopicsSettingsResource, TopicsStoreResource
 
-POOL = "topics_duckdb"
+DUCKDB_POOL = "topics_duckdb"
 GROUP = "topics"
+
+
+def writer_placement(settings: Settings) -> dict:
+    """Pool and kind of the assets that write the store: one writer at a time only where DuckDB needs it."""
+    if is_postgres_url(settings.database_path):
+        return {"pool": None, "kinds": {"postgres"}}
+    return {"pool": DUCKDB_POOL, "kinds": {"duckdb"}}
 
 
 def _metadata(stats: dict, started: float) -> dict:
@@ -54,7 +63,7 @@ def topics_markdown(topics: list[dict], limit: int = 50) -> str:
 def build_assets(settings: Settings) -> list:
     daily = daily_partitions(settings)
     maps = map_partitions(settings)
-    common = dict(pool=POOL, group_name=GROUP, kinds={"duckdb"})
+    common = dict(group_name=GROUP, **writer_placement(settings))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), **common,
            description="Ingested traces of the day, preprocessed into the linear, redacted, capped text "
