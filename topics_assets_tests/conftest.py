@@ -71,7 +71,23 @@ def postgres_database(postgres_server) -> str:
     return postgres_server.create_database()
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+BACKENDS = ["duckdb", "postgres"]
+
+
+def use_backend(settings, backend: str, request) -> None:
+    """Point settings at a fresh store of this kind: the home's DuckDB file, or a new PostgreSQL database."""
+    if backend == "postgres":
+        settings.database = request.getfixturevalue("postgres_server").create_database()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request, settings):
+    """The offline default settings, on each backend in turn."""
+    use_backend(settings, request.param, request)
+    return settings
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
     """A fresh, empty store of each kind."""
     from topics_assets.store import open_store

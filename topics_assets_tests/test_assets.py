@@ -1,4 +1,4 @@
-"""The whole asset graph, materialized through Dagster's testing APIs on a temporary DuckDB file."""
+"""The whole asset graph, materialized through Dagster's testing APIs, on a DuckDB file and on PostgreSQL."""
 
 from datetime import date, timedelta
 
@@ -12,10 +12,10 @@ from topics_assets.defs.partitions import PROJECTS, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.ingest.stage import ingest_paths
-from topics_assets.store import DuckDBStore
+from topics_assets.store import open_store
 from topics_assets.demo import generate_traces, write_jsonl
 
-from topics_assets_tests.conftest import shared_data
+from topics_assets_tests.conftest import BACKENDS, shared_data, use_backend
 
 N_SYNTHETIC = 700
 DAYS = 5
@@ -46,17 +46,18 @@ def _metadata(result, asset: str) -> dict:
     return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
 
 
-@pytest.fixture(scope="module")
-def synthetic_run(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def synthetic_run(tmp_path_factory, request):
     from topics_assets.config import load_settings
 
     settings = load_settings(env={})
     settings.home = str(tmp_path_factory.mktemp("synthetic"))
+    use_backend(settings, request.param, request)
     end = date.today()
     path = f"{settings.home}/traces.jsonl"
     records = generate_traces(n_traces=N_SYNTHETIC, days=DAYS, seed=11, end=end)
     write_jsonl(records, path)
-    store = DuckDBStore(settings.database_path)
+    store = open_store(settings.database_path)
     summary = ingest_paths(store=store, settings=settings, paths=[path])
     days = [(end - timedelta(days=i)).isoformat() for i in range(DAYS)]
     with instance_for_test() as instance:
@@ -129,10 +130,11 @@ def test_rematerializing_a_partition_replaces_it(synthetic_run):
     pd.testing.assert_frame_equal(before, after)
 
 
-def test_tau_bench_end_to_end_with_gates(settings):
+def test_tau_bench_end_to_end_with_gates(backend_settings):
     """Real agent runs: below the 400-trace gate no map is made; with the gate lowered, maps and labels land."""
+    settings = backend_settings
     path = shared_data("tau-bench", "gpt-4o-airline.json")
-    store = DuckDBStore(settings.database_path)
+    store = open_store(settings.database_path)
     summary = ingest_paths(store=store, settings=settings, paths=[str(path)])
     assert summary.loaded == 200 and summary.quarantined == 0
     project = summary.projects[0]

@@ -1,11 +1,12 @@
-"""Two real processes on one DuckDB file and one Dagster instance: both runs finish, nothing doubles."""
+"""Two real processes on one store (a DuckDB file, or PostgreSQL) and one Dagster instance: both runs
+finish, nothing doubles."""
 
 import json
 import os
 import subprocess
 import sys
 
-from topics_assets.store import DuckDBStore
+from topics_assets.store import open_store
 from topics_assets.demo import generate_traces, write_jsonl
 
 N = 150
@@ -16,16 +17,16 @@ def _topics(env, *args, **kwargs):
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def _env(tmp_path):
+def _env(tmp_path, database: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPICS_", "DAGSTER_"))}
     env.update(TOPICS_HOME=str(tmp_path / "home"), DAGSTER_HOME=str(tmp_path / "dagster"),
-               TOPICS_MIN_TRACES="100", TOPICS_MIN_UNIQUE_FACETS="10")
+               TOPICS_MIN_TRACES="100", TOPICS_MIN_UNIQUE_FACETS="10", TOPICS_DATABASE=database)
     (tmp_path / "dagster").mkdir()
     return env
 
 
-def test_two_runs_at_once_both_complete(tmp_path):
-    env = _env(tmp_path)
+def test_two_runs_at_once_both_complete(tmp_path, backend_settings):
+    env = _env(tmp_path, backend_settings.database or str(tmp_path / "home" / "topics.duckdb"))
     path = tmp_path / "traces.jsonl"
     write_jsonl(generate_traces(n_traces=N, days=3, seed=31, project="shop"), path)
     assert _topics(env, "ingest", str(path)).wait(timeout=120) == 0
@@ -36,12 +37,13 @@ def test_two_runs_at_once_both_complete(tmp_path):
     for p, out in zip((first, second), outputs):
         assert p.returncode == 0, out
         assert "Could not set lock" not in out
-    store = DuckDBStore(str(tmp_path / "home" / "topics.duckdb"))
+    store = open_store(env["TOPICS_DATABASE"])
     counts = store.query_df("""SELECT (SELECT count(*) FROM traces) AS traces,
                                       (SELECT count(*) FROM facets) AS facets,
-                                      (SELECT count(*) FROM (SELECT trace_id, facet FROM trace_topics)) AS labels""")
+                                      (SELECT count(*) FROM (SELECT trace_id, facet FROM trace_topics) tt) AS labels""")
     assert counts.to_dict("records") == [{"traces": N, "facets": 3 * N, "labels": 3 * N}]
-    dupes = store.query_df("SELECT trace_id, facet, generation, count(*) n FROM classifications GROUP BY ALL HAVING n > 1")
+    dupes = store.query_df("""SELECT trace_id, facet, generation FROM classifications
+                              GROUP BY trace_id, facet, generation HAVING count(*) > 1""")
     assert dupes.empty
     status = _topics(env, "sql", "SELECT facet, max(generation) g FROM topic_map_generations GROUP BY 1",
                      "--format", "json")

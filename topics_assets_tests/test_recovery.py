@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-from topics_assets.store import DuckDBStore
+import pytest
+
+from topics_assets.store import open_store
 from topics_assets.demo import generate_traces, write_jsonl
 from topics_assets.testing.llm_server import FakeLLMServer
 
@@ -24,12 +26,13 @@ def facet_answer(request: dict) -> str:
                        "issues": "A tool failed." if "ERROR]" in user else "No issues."})
 
 
-def _env(tmp_path, name, server):
+def _env(tmp_path, name, server, database: str | None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOPICS_", "DAGSTER_"))}
     (tmp_path / name / "dagster").mkdir(parents=True)
     env.update(TOPICS_HOME=str(tmp_path / name / "home"), DAGSTER_HOME=str(tmp_path / name / "dagster"),
                TOPICS_LLM_MODEL="openai/test-model", TOPICS_LLM_API_BASE=server.url,
                TOPICS_LLM_API_KEY_ENV="FAKE_KEY", FAKE_KEY="test-key", TOPICS_LLM_MAX_IN_FLIGHT="4")
+    env["TOPICS_DATABASE"] = database or os.path.join(env["TOPICS_HOME"], "topics.duckdb")
     return env
 
 
@@ -43,19 +46,27 @@ def _facet_requests(server) -> int:
 
 
 def _rows(env) -> list[tuple]:
-    store = DuckDBStore(os.path.join(env["TOPICS_HOME"], "topics.duckdb"))
+    store = open_store(env["TOPICS_DATABASE"])
     return [tuple(r) for r in store.query_df(
         "SELECT trace_id, facet, text, engine, model FROM facets ORDER BY trace_id, facet").itertuples(index=False)]
 
 
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
+@pytest.fixture(params=["duckdb", "postgres"])
+def new_database(request):
+    """A function giving a fresh store location of the backend: None is the home's DuckDB file."""
+    if request.param == "duckdb":
+        return lambda: None
+    return request.getfixturevalue("postgres_server").create_database
+
+
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, new_database):
     path = tmp_path / "traces.jsonl"
     write_jsonl(generate_traces(n_traces=N, days=2, seed=51, project="shop"), path)
     with FakeLLMServer() as server:
         server.chat_handler = facet_answer
         server.latency_s = 0.05
 
-        reference = _env(tmp_path, "reference", server)
+        reference = _env(tmp_path, "reference", server, new_database())
         assert _topics(reference, "ingest", str(path)).wait(timeout=120) == 0
         assert _topics(reference, "run").wait(timeout=300) == 0
         assert _facet_requests(server) == N
@@ -63,7 +74,7 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
         assert len(expected) == 3 * N
 
         server.reset()
-        killed = _env(tmp_path, "killed", server)
+        killed = _env(tmp_path, "killed", server, new_database())
         assert _topics(killed, "ingest", str(path)).wait(timeout=120) == 0
         run = _topics(killed, "run")
         deadline = time.monotonic() + 240
