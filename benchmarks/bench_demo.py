@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 TOPICS = Path(sys.executable).parent / "topics"
 
 

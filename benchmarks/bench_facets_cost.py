@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from topics_assets.ingest.stage import ingest_paths  # noqa: E402
 from topics_assets.preprocess.stage import preprocess_days  # noqa: E402

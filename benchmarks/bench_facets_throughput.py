@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from topics_assets.ingest.stage import ingest_paths  # noqa: E402
 from topics_assets.preprocess.stage import preprocess_days  # noqa: E402
@@ -51,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server = subprocess.Popen([sys.executable, "-m", "topics_assets.testing.llm_server", "--latency", str(args.latency)],
-                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as home:

@@ -27,20 +27,17 @@ import json
 import os
 import platform
 import random
-import sys
 import tempfile
 import time
 import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from topics_assets.config import PreprocessSettings  # noqa: E402
-from topics_assets.ingest import parse_record, read_file  # noqa: E402
-from topics_assets.preprocess import preprocess  # noqa: E402
-from topics_assets.preprocess.tokens import count_tokens  # noqa: E402
-from topics_assets.traces import Message, Span, Trace  # noqa: E402
+from topics_assets.config import PreprocessSettings
+from topics_assets.ingest import parse_record, read_file
+from topics_assets.preprocess import preprocess
+from topics_assets.preprocess.tokens import count_tokens
+from topics_assets.traces import Message, Span, Trace
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 WORDS = (

@@ -1,0 +1,51 @@
+"""The `topics` command: ingest traces, run the asset graph in-process, look at the results.
+
+Settings come from topics.yaml and TOPICS_* environment variables (see the README). Each command lives in
+the module of its group (ingest, run, query, cluster) and is registered on the one group below.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import click
+
+from ..config import ConfigError, load_settings
+from . import cluster, ingest, query, run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="topics.yaml to read (default: $TOPICS_CONFIG, else ./topics.yaml if present).")
+@click.version_option(package_name="topics")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Topics: find the patterns in your LLM-agent traces.
+
+    Traces are summarised along facets (task, sentiment, issues), clustered into named topic maps, and every
+    trace is labelled with them, as Dagster assets on a DuckDB file you can query with SQL.
+
+    \b
+    Quick start (offline, no API key):
+      topics demo                      # synthetic traces end to end
+      topics ingest traces.jsonl       # your own traces
+      topics run                       # materialize everything pending
+      topics status                    # gates, generations, topics per facet
+      topics sql "SELECT * FROM trace_topics LIMIT 5"
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+    try:
+        ctx.obj = load_settings(config_path)
+    except ConfigError as e:
+        raise click.ClickException(f"bad configuration: {e}") from e
+
+
+for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.sql,
+                 cluster.cluster):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="topics")

@@ -1,0 +1,101 @@
+"""Looking at the results: `topics status` (gates and states), `topics maps` (the topic maps), `topics sql`."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import Settings
+from .common import instance_for, pass_settings, print_table, store_for
+
+
+@click.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=200, show_default=True, help="Rows shown in table format.")
+@click.option("--write", is_flag=True, help="Allow the query to change the store (read-only by default).")
+@pass_settings
+def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
+    """Run a SQL query on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
+    quarantine; view trace_topics). Read-only unless --write."""
+    from ..store import QueryError
+
+    if write:
+        click.echo("topics sql --write: this query may change the store", err=True)
+    try:
+        df = store_for(settings).query_df(query, read_only=not write)
+    except QueryError as e:
+        raise click.ClickException(f"query failed: {e}") from e
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
+    else:
+        with_limit = df.head(limit)
+        click.echo(with_limit.to_string(index=False, max_colwidth=60) if len(df) else "(no rows)")
+        if len(df) > limit:
+            click.echo(f"... {len(df) - limit} more rows (use --format csv for all)")
+
+
+@click.command()
+@pass_settings
+def status(settings: Settings) -> None:
+    """Per project and facet: traces, unique facets, whether the gates are met, the current generation, and the
+    state: accumulating (below the gates), ready, generating, backfilling (labelling with a new map), idle."""
+    from ..defs.automation import in_flight
+    from ..defs.jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS
+    from ..defs.partitions import map_key
+    from ..topics.stage import map_state
+
+    store = store_for(settings)
+    projects = store.projects()
+    if not projects:
+        click.echo(f"no traces in {settings.database_path} yet: topics ingest PATH... (or topics demo)")
+        return
+    instance = instance_for(settings)
+    labelling = in_flight(instance, CLASSIFY_DAYS)
+    rows = []
+    for p in projects:
+        pending = bool(store.pending_days(p, settings.preprocess_hash()))
+        for facet in settings.text_facet_names:
+            generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
+            st = map_state(store=store, settings=settings, project=p, facet=facet, generating=generating,
+                           backfilling=labelling or pending)
+            n_topics = len(store.load_topics(p, facet, st.generation)) if st.generation else 0
+            rows.append((p, facet, st.traces, st.unique_facets, "yes" if st.ready else "no",
+                         st.generation or "-", n_topics, st.state))
+    header = ("project", "facet", "traces", "unique_facets", "gates_met", "generation", "topics", "state")
+    print_table(header, rows)
+    click.echo(f"gates: {settings.gates.min_traces} traces, {settings.gates.min_unique_facets} unique facets; "
+               f"store: {settings.database_path}")
+
+
+@click.command()
+@click.option("--project", default=None)
+@click.option("--facet", default=None)
+@click.option("--top", type=int, default=25, show_default=True, help="Topics shown per map.")
+@pass_settings
+def maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
+    """Print the current topic maps with their no_match rates."""
+    print_maps(settings, project, facet, top)
+
+
+def print_maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
+    store = store_for(settings)
+    for p in [project] if project else store.projects():
+        for f in [facet] if facet else settings.text_facet_names:
+            gen = store.latest_generation(p, f)
+            if gen is None:
+                click.echo(f"\n{p} / {f}: no topic map yet")
+                continue
+            topics = store.load_topics(p, f, gen)
+            info = store.generation_info(p, f, gen)
+            nm = store.no_match_counts(p, f)
+            rate = f"{nm['no_match'] / nm['classified']:.1%}" if nm["classified"] else "n/a"
+            click.echo(click.style(f"\n{p} / {f}", bold=True) +
+                       f"  generation {gen}, {len(topics)} topics from {info['n_sampled']} facets, "
+                       f"noise {info['noise_share']:.1%}, no_match rate {rate}, names: {info['naming_engine']}")
+            rows = [(t.topic_id, t.name[:48], t.size, ", ".join(list(t.keywords)[:5])[:60])
+                    for t in topics.head(top).itertuples()]
+            print_table(("topic_id", "name", "size", "keywords"), rows)
+            if len(topics) > top:
+                click.echo(f"  ... {len(topics) - top} more (topics maps --top {len(topics)})")
