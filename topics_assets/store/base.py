@@ -335,7 +335,8 @@ class SQLStore:
                                                  AND f.trace_id = facets.trace_id AND f.facet = facets.facet)""")
                 self._exec(c, _upsert("facets", FACET_COLUMNS, ["project", "trace_id", "facet"],
                                       f"SELECT {', '.join(FACET_COLUMNS)} FROM f"))
-                self._exec(c, "DELETE FROM facet_failures WHERE (project, trace_id) IN (SELECT project, trace_id FROM f)")
+                self._exec(c, """DELETE FROM facet_failures
+                                 WHERE (project, trace_id) IN (SELECT project, trace_id FROM f)""")
             if len(xdf):
                 self._stage(c, "x", xdf, "facet_failures")
                 self._exec(c, _upsert("facet_failures", FAILURE_COLUMNS + ["failed_at"], ["project", "trace_id"],

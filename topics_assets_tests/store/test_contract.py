@@ -224,3 +224,63 @@ def test_a_read_only_query_refuses_to_write(store):
         .trace_id.tolist() == ["a"]
     store.query_df("DELETE FROM raw_traces WHERE trace_id = ?", ["a"])
     assert count(store, "raw_traces") == 0
+
+
+def test_the_same_trace_id_in_two_projects_is_two_traces(store):
+    """Trace ids are scoped by project: every per-trace table is keyed by (project, trace_id)."""
+    day = ["2025-06-01"]
+    assert store.upsert_raw_traces([raw("42", project="A"), raw("42", project="B", payload='{"b": 1}')]) == \
+        {"loaded": 2, "updated": 0, "unchanged": 0}
+    assert store.raw_payloads([("A", "42"), ("B", "42")], {"chat"}) == {("A", "42"): "{}", ("B", "42"): '{"b": 1}'}
+    # Changing B's trace updates B's alone.
+    assert store.upsert_raw_traces([raw("42", project="B", payload='{"b": 2}')]) == \
+        {"loaded": 0, "updated": 1, "unchanged": 0}
+    assert store.query_df("SELECT project, version, payload FROM raw_traces ORDER BY 1").values.tolist() == \
+        [["A", 1, "{}"], ["B", 2, '{"b": 2}']]
+    assert store.projects() == ["A", "B"]
+
+    store.replace_traces(day, [trace("42", project="A")], keep=[("A", "42"), ("B", "42")])
+    done = store.raw_traces_for_days(day).sort_values("project")
+    assert done.project.tolist() == ["A", "B"] and done.done_hash.isna().tolist() == [False, True]
+    assert store.pending_days("A", "p1") == day and store.pending_days("B", "p1") == day  # A: not faceted yet
+    store.replace_traces(day, [dict(trace("42", project="B"), payload_hash='h:{"b": 2}')],
+                         keep=[("A", "42"), ("B", "42")])
+    assert store.ok_traces_for_days(day)[["project", "trace_id"]].values.tolist() == [["A", "42"], ["B", "42"]]
+
+    # Facets of one project's trace leave the other's alone; so does a failure.
+    store.write_facets(day, [facet("42", project="A", text="refund"), facet("42", "issues", project="A")], [],
+                       live=[("A", "42"), ("B", "42")])
+    store.write_facets(day, [], [{"trace_id": "42", "project": "B", "day": day[0], "reason": "timeout",
+                                  "detail": ""}], live=[("A", "42"), ("B", "42")])
+    assert store.facets_for_days(day)[["project", "facet"]].values.tolist() == [["A", "issues"], ["A", "task"]]
+    assert store.query_df("SELECT project FROM facet_failures").project.tolist() == ["B"]
+    store.write_facets(day, [facet("42", project="B", text="invoice")], [], live=[("A", "42"), ("B", "42")])
+    assert count(store, "facet_failures") == 0
+    assert store.facets_for_days(day)[["project", "facet"]].values.tolist() == \
+        [["A", "issues"], ["A", "task"], ["B", "task"]]
+    assert store.pending_days("A", "p1") == [] and store.pending_days("B", "p1") == []
+
+    store.write_embeddings("m", ["t:refund", "t:invoice"], ["refund", "invoice"], np.eye(2, dtype=np.float32))
+    rows, vectors = store.facet_vectors("m", "task")
+    assert rows[["project", "trace_id", "text"]].values.tolist() == [["A", "42", "refund"], ["B", "42", "invoice"]]
+    assert np.array_equal(vectors, np.eye(2, dtype=np.float32))
+    only_b = store.facet_vectors("m", "task", where="t.project = 'B'")[0]  # the filter is joined on project too
+    assert only_b[["project", "text"]].values.tolist() == [["B", "invoice"]]
+    assert store.gate_counts("A", "task") == {"traces": 1, "unique_facets": 1}
+
+    for project, topic_id in [("A", "task-1"), ("B", "no_match")]:
+        store.write_generation(generation(1, project=project), [dict(topic(1, "task-1", [1, 0]), project=project)],
+                               None)
+        store.write_classifications(project, "task", 1, day, pd.DataFrame(
+            {"trace_id": ["42"], "topic_id": [topic_id], "distance": [0.1], "day": day}))
+    store.write_classifications("A", "task", 1, day, pd.DataFrame(  # A again: B's label stays
+        {"trace_id": ["42"], "topic_id": ["task-1"], "distance": [0.2], "day": day}))
+    assert store.query_df("SELECT project, trace_id, topic_id, distance FROM trace_topics ORDER BY 1").values.tolist() \
+        == [["A", "42", "task-1", 0.2], ["B", "42", "no_match", 0.1]]
+    assert store.pending_days() == []
+
+    # B's trace leaves the day: B's rows go, A's stay.
+    store.replace_traces(day, [], keep=[("A", "42")])
+    store.write_facets(day, [], [], live=[("A", "42")])
+    assert store.query_df("SELECT DISTINCT project FROM traces").project.tolist() == ["A"]
+    assert store.query_df("SELECT DISTINCT project FROM facets").project.tolist() == ["A"]
