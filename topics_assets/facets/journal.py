@@ -3,7 +3,8 @@
 Each answer is appended (one JSON line, flushed to the OS) the moment it arrives; the store is
 written in batches. A process killed between the two leaves its journal behind, and the next run
 takes those answers from it instead of calling the LLM again. A journal is deleted once its
-answers are in the store; one per process, so concurrent runs never share a file.
+answers are in the store; one per process, so concurrent runs never share a file. Lines whose key
+is not a `Key` (an older release's, before trace ids were scoped by project) are ignored and dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import uuid
 from pathlib import Path
 
-Key = tuple[str, str, str, str]  # trace_id, content_hash, facets_hash, model
+Key = tuple[str, str, str, str, str]  # project, trace_id, content_hash, facets_hash, model
+KEY_LEN = 5
 
 
 def _alive(pid: int) -> bool:
@@ -50,11 +52,9 @@ class FacetJournal:
         for path in self._files():
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
-                    try:
-                        rec = json.loads(line)
-                        saved[tuple(rec["key"])] = rec["facets"]
-                    except (ValueError, KeyError, TypeError):
-                        continue
+                    rec = _parse(line)
+                    if rec is not None:
+                        saved[rec[0]] = rec[1]
         return saved
 
     def append(self, key: Key, facets: dict[str, str]) -> None:
@@ -81,8 +81,16 @@ class FacetJournal:
                 path.unlink(missing_ok=True)
 
 
-def _stored(line: str, stored: set[Key]) -> bool:
+def _parse(line: str) -> tuple[Key, dict[str, str]] | None:
+    """A journal line's key and answer; None for a torn line or an older release's key."""
     try:
-        return tuple(json.loads(line)["key"]) in stored
+        rec = json.loads(line)
+        key, facets = tuple(rec["key"]), rec["facets"]
     except (ValueError, KeyError, TypeError):
-        return True  # a torn line is nothing to keep
+        return None
+    return (key, facets) if len(key) == KEY_LEN and all(isinstance(k, str) for k in key) else None
+
+
+def _stored(line: str, stored: set[Key]) -> bool:
+    rec = _parse(line)
+    return rec is None or rec[0] in stored  # a torn or outdated line is nothing to keep

@@ -13,10 +13,11 @@ from typing import Any
 
 from ..config import Settings
 from ..results import StageResult
-from ..store import Store, now_utc
+from ..store import Store, TraceKey, now_utc
 from ..traces import sha256_text
 from .engine import FacetEngine, make_engine
 from .journal import FacetJournal
+from .journal import Key as JournalKey
 
 FACET_FLUSH_EVERY = 256  # traces per facets write: bounds what a crash can lose
 
@@ -54,15 +55,15 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     traces = store.ok_traces_for_days(days)
     fhash = settings.facets_hash()
     wanted = set(settings.facet_names)
-    current: dict[str, set[str]] = {}
+    current: dict[TraceKey, set[str]] = {}  # what each (project, trace_id) was faceted from
     for r in store.facets_for_days(days).itertuples(index=False):
-        current.setdefault(r.trace_id, set())
+        done = current.setdefault((r.project, r.trace_id), set())
         if r.facets_hash == fhash and r.model == engine.model:
-            current[r.trace_id].add(f"{r.facet}\0{r.content_hash}")
+            done.add(f"{r.facet}\0{r.content_hash}")
     todo = [t for t in traces.itertuples(index=False)
-            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get(t.trace_id, set())]
+            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get((t.project, t.trace_id), set())]
 
-    live_ids = traces.trace_id.tolist()
+    live = list(zip(traces.project, traces.trace_id))
     rows: list[dict] = []
     failures: list[dict] = []
     reasons: Counter[str] = Counter()
@@ -71,7 +72,7 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
 
     def flush() -> None:
         nonlocal pending
-        store.write_facets(days, rows, failures, live_ids=live_ids)
+        store.write_facets(days, rows, failures, live=live)
         rows.clear()
         failures.clear()
         pending = 0
@@ -80,8 +81,8 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     journal = FacetJournal.for_store(store.database, settings.home) if client is not None else None
     journaled = journal.load() if journal is not None else {}
 
-    def key(t) -> tuple[str, str, str, str]:
-        return (t.trace_id, t.content_hash, fhash, engine.model)
+    def key(t) -> JournalKey:
+        return (t.project, t.trace_id, t.content_hash, fhash, engine.model)
 
     def on_done(i: int, res: Any) -> None:
         nonlocal pending

@@ -11,7 +11,7 @@ from topics_assets.config import Settings
 from topics_assets.ingest.files import read_file
 from topics_assets.ingest.otlp import SPAN_FORMATS, merge_exports
 from topics_assets.results import StageResult
-from topics_assets.store import Store
+from topics_assets.store import Store, TraceKey
 from topics_assets.traces import Quarantined, Trace, sha256_text
 
 INGEST_BATCH = 2_000
@@ -31,11 +31,12 @@ class IngestResult(StageResult):
 
 def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], project: str | None = None,
                  on_record: Callable[[str], None] | None = None, now: datetime | None = None) -> IngestResult:
-    """Parse files into raw_traces; a later version of the same trace id replaces the earlier one.
+    """Parse files into raw_traces; a later version of the same trace (project and trace id) replaces
+    the earlier one. The same id in another project is another trace.
 
     OTLP traces are the exception: their spans may come in several exports (batches, rotated files),
-    so the spans of a trace id already stored, or seen earlier in this call, are merged with the
-    new ones (otlp.merge_exports) instead of replaced.
+    so the spans of a trace already stored in that project, or seen earlier in this call, are merged
+    with the new ones (otlp.merge_exports) instead of replaced.
     """
     now = now or datetime.now(timezone.utc)
     start = date.fromisoformat(settings.partitions_start)
@@ -46,7 +47,8 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     days: set[str] = set()
     projects: set[str] = set()
 
-    span_traces: dict[str, tuple[Trace, str]] = {}  # OTLP traces of this batch, by id, with their file
+    # OTLP traces of this batch, by (project, id) (ids are scoped by project), with their file
+    span_traces: dict[TraceKey, tuple[Trace, str]] = {}
 
     def add_row(trace: Trace, path: str) -> None:
         payload = trace.to_json()
@@ -63,8 +65,8 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
 
     def flush() -> None:
         stored = store.raw_payloads(list(span_traces), SPAN_FORMATS)
-        for tid, (trace, path) in span_traces.items():
-            add_row(merge(Trace.from_json(stored[tid]), trace) if tid in stored else trace, path)
+        for key, (trace, path) in span_traces.items():
+            add_row(merge(Trace.from_json(stored[key]), trace) if key in stored else trace, path)
         span_traces.clear()
         counts.update(store.upsert_raw_traces(rows))
         store.add_quarantined(quarantined)
@@ -88,9 +90,10 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
                     f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
                     "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
             elif item.format in SPAN_FORMATS:
-                if item.trace_id in span_traces:
-                    item = merge(span_traces[item.trace_id][0], item)
-                span_traces[item.trace_id] = (item, str(path))
+                key = (item.project, item.trace_id)
+                if key in span_traces:
+                    item = merge(span_traces[key][0], item)
+                span_traces[key] = (item, str(path))
             else:
                 add_row(item, str(path))
             if len(rows) + len(span_traces) + len(quarantined) >= INGEST_BATCH:

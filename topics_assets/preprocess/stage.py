@@ -63,7 +63,7 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
         rows.append({**base, "content": p.text, "content_hash": p.content_hash, "n_spans": p.n_spans,
                      "n_messages": p.n_messages, "tokens_before": p.tokens_before, "tokens_after": p.tokens_after,
                      "truncated": p.truncated, "redactions": json.dumps(p.redactions), "status": "ok", "error": None})
-    store.replace_traces(days, rows, keep_ids=raw.trace_id.tolist())
+    store.replace_traces(days, rows, keep=list(zip(raw.project, raw.trace_id)))
     return PreprocessResult(raw_traces=len(raw), preprocessed=counts["preprocessed"], unchanged=counts["unchanged"],
                             failed=counts["failed"], tokens_before=tokens_before, tokens_after=tokens_after,
                             redactions=dict(redactions), seconds=round(time.monotonic() - t0, 3))

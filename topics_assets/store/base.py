@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from .protocol import TraceKey
 from .schema import (
     CLASSIFICATION_COLUMNS,
     DDL,
@@ -61,6 +62,19 @@ def vectors_to_array(values: Iterable[Any]) -> np.ndarray:
 def _in(column: str) -> str:
     """`column` is one of a list parameter (both dialects unnest a typed array)."""
     return f"{column} IN (SELECT unnest(?::VARCHAR[]))"
+
+
+def _key_in(table: str) -> str:
+    """`table`'s (project, trace_id) is one of the pairs of two parallel list parameters (both
+    dialects zip unnests in one select list)."""
+    return (f"EXISTS (SELECT 1 FROM (SELECT unnest(?::VARCHAR[]) AS project, unnest(?::VARCHAR[]) AS trace_id) k "
+            f"WHERE k.project = {table}.project AND k.trace_id = {table}.trace_id)")
+
+
+def _key_params(keys: Iterable[TraceKey]) -> list[list[str]]:
+    """The two parameters of `_key_in`."""
+    pairs = list(keys)
+    return [[p for p, _ in pairs], [t for _, t in pairs]]
 
 
 def _upsert(table: str, cols: list[str], key: list[str], select: str, where: str = "",
@@ -112,7 +126,7 @@ class SQLStore:
         return {k: df[k].to_numpy() for k in df.columns}
 
     def _sample(self, sql: str, n: int, seed: int) -> str:
-        """At most n rows of `sql`, the same ones for the same data and seed, ordered by trace_id."""
+        """At most n rows of `sql`, the same ones for the same data and seed, ordered by (project, trace_id)."""
         raise NotImplementedError
 
     def _lock(self, c, key: str) -> None:
@@ -190,10 +204,10 @@ class SQLStore:
                 delay = min(delay * 2, 2.0)
         raise AssertionError("unreachable")
 
-    def _drop_departed(self, c, table: str, days: list[str], keep_ids: list[str]) -> None:
+    def _drop_departed(self, c, table: str, days: list[str], keep: list[TraceKey]) -> None:
         """Rows of these days whose trace is no longer there (moved to another day, or gone)."""
-        self._exec(c, f"DELETE FROM {table} WHERE {_in('day::VARCHAR')} AND trace_id NOT IN (SELECT unnest(?::VARCHAR[]))",
-                   [days, keep_ids])
+        self._exec(c, f"DELETE FROM {table} WHERE {_in('day::VARCHAR')} AND NOT {_key_in(table)}",
+                   [days, *_key_params(keep)])
 
     # ----- the SQL contract for users and tests ------------------------------------
     def query_df(self, sql: str, params: list | None = None, read_only: bool = False) -> pd.DataFrame:
@@ -214,13 +228,14 @@ class SQLStore:
         counts = {"loaded": 0, "updated": 0, "unchanged": 0}
         if not rows:
             return counts
-        df = _rows(pd.DataFrame(rows), ["trace_id"])
+        df = _rows(pd.DataFrame(rows), ["project", "trace_id"])
 
         def body(c) -> None:
-            existing = dict(self._exec(c, f"SELECT trace_id, payload_hash FROM raw_traces WHERE {_in('trace_id')}",
-                                       [df.trace_id.tolist()]).fetchall())
-            status = ["loaded" if t not in existing else ("unchanged" if existing[t] == h else "updated")
-                      for t, h in zip(df.trace_id, df.payload_hash)]
+            existing = {(p, t): h for p, t, h in self._exec(
+                c, f"SELECT project, trace_id, payload_hash FROM raw_traces WHERE {_key_in('raw_traces')}",
+                _key_params(zip(df.project, df.trace_id))).fetchall()}
+            status = ["loaded" if k not in existing else ("unchanged" if existing[k] == h else "updated")
+                      for k, h in zip(zip(df.project, df.trace_id), df.payload_hash)]
             for k in counts:
                 counts[k] = status.count(k)
             changed = df[[s != "unchanged" for s in status]]
@@ -229,7 +244,7 @@ class SQLStore:
             self._stage(c, "changed", changed[RAW_COLUMNS], "raw_traces")
             cols = RAW_COLUMNS + ["version", "ingested_at"]
             self._exec(c, _upsert(
-                "raw_traces", cols, ["trace_id"],
+                "raw_traces", cols, ["project", "trace_id"],
                 """SELECT trace_id, project, day::DATE, started_at::TIMESTAMPTZ, format, source, payload,
                           payload_hash, 1, now() FROM changed""",
                 "WHERE raw_traces.payload_hash IS DISTINCT FROM excluded.payload_hash",
@@ -238,13 +253,15 @@ class SQLStore:
         self._write(body)
         return counts
 
-    def raw_payloads(self, trace_ids: list[str], formats: Iterable[str]) -> dict[str, str]:
-        """Stored payloads of these traces, where they were stored in one of `formats`."""
-        if not trace_ids:
+    def raw_payloads(self, keys: list[TraceKey], formats: Iterable[str]) -> dict[TraceKey, str]:
+        """Stored payloads of these (project, trace_id) traces, where they were stored in one of `formats`."""
+        if not keys:
             return {}
         with self.conn() as c:
-            return dict(self._exec(c, f"SELECT trace_id, payload FROM raw_traces WHERE {_in('trace_id')} AND {_in('format')}",
-                                   [trace_ids, sorted(formats)]).fetchall())
+            rows = self._exec(c, f"""SELECT project, trace_id, payload FROM raw_traces
+                                     WHERE {_key_in('raw_traces')} AND {_in('format')}""",
+                              [*_key_params(keys), sorted(formats)]).fetchall()
+        return {(p, t): payload for p, t, payload in rows}
 
     def add_quarantined(self, rows: list[dict]) -> None:
         if not rows:
@@ -269,20 +286,21 @@ class SQLStore:
             f"""SELECT r.trace_id, r.project, r.day::VARCHAR AS day, r.started_at, r.format, r.version,
                       r.payload, r.payload_hash, t.payload_hash AS done_hash, t.status AS done_status,
                       t.preprocess_hash AS done_preprocess_hash
-               FROM raw_traces r LEFT JOIN traces t USING (trace_id)
+               FROM raw_traces r LEFT JOIN traces t USING (project, trace_id)
                WHERE {_in('r.day::VARCHAR')}""",
             [days],
         )
 
-    def replace_traces(self, days: list[str], rows: list[dict], keep_ids: list[str]) -> None:
-        """Write preprocessed rows; drop rows of these days whose raw trace moved or vanished."""
-        df = _rows(pd.DataFrame(rows, columns=TRACE_COLUMNS), ["trace_id"])
+    def replace_traces(self, days: list[str], rows: list[dict], keep: list[TraceKey]) -> None:
+        """Write preprocessed rows; drop rows of these days whose raw trace moved or vanished (all
+        but the (project, trace_id) pairs in `keep`)."""
+        df = _rows(pd.DataFrame(rows, columns=TRACE_COLUMNS), ["project", "trace_id"])
 
         def body(c) -> None:
-            self._drop_departed(c, "traces", days, keep_ids)
+            self._drop_departed(c, "traces", days, keep)
             if len(df):
                 self._stage(c, "t", df, "traces")
-                self._exec(c, _upsert("traces", TRACE_COLUMNS, ["trace_id"],
+                self._exec(c, _upsert("traces", TRACE_COLUMNS, ["project", "trace_id"],
                                       f"SELECT {', '.join(TRACE_COLUMNS)} FROM t"))
 
         self._write(body)
@@ -291,35 +309,37 @@ class SQLStore:
         """The preprocessed traces of these days that can be faceted."""
         return self._df(
             f"""SELECT trace_id, project, day::VARCHAR AS day, content, content_hash FROM traces
-               WHERE status = 'ok' AND {_in('day::VARCHAR')} ORDER BY trace_id""", [days])
+               WHERE status = 'ok' AND {_in('day::VARCHAR')} ORDER BY project, trace_id""", [days])
 
     # ----- facets ------------------------------------------------------------------
     def facets_for_days(self, days: list[str]) -> pd.DataFrame:
         """What each trace of these days was faceted from, and with which facet definitions and model."""
         return self._df(
-            f"""SELECT trace_id, facet, content_hash, facets_hash, model FROM facets
-               WHERE {_in('day::VARCHAR')} ORDER BY trace_id, facet""", [days])
+            f"""SELECT trace_id, project, facet, content_hash, facets_hash, model FROM facets
+               WHERE {_in('day::VARCHAR')} ORDER BY project, trace_id, facet""", [days])
 
-    def write_facets(self, days: list[str], rows: list[dict], failures: list[dict], live_ids: list[str]) -> None:
-        fdf = _rows(pd.DataFrame(rows, columns=FACET_COLUMNS), ["trace_id", "facet"])
-        xdf = _rows(pd.DataFrame(failures, columns=FAILURE_COLUMNS), ["trace_id"])
+    def write_facets(self, days: list[str], rows: list[dict], failures: list[dict], live: list[TraceKey]) -> None:
+        """Upsert facets and failures; drop those of these days' traces not in `live` ((project, trace_id) pairs)."""
+        fdf = _rows(pd.DataFrame(rows, columns=FACET_COLUMNS), ["project", "trace_id", "facet"])
+        xdf = _rows(pd.DataFrame(failures, columns=FAILURE_COLUMNS), ["project", "trace_id"])
 
         def body(c) -> None:
             # Facets and failures of traces that left these days (or were deleted) go with them.
-            self._drop_departed(c, "facets", days, live_ids)
-            self._drop_departed(c, "facet_failures", days, live_ids)
+            self._drop_departed(c, "facets", days, live)
+            self._drop_departed(c, "facet_failures", days, live)
             if len(fdf):
                 self._stage(c, "f", fdf, "facets")
                 # A faceted trace keeps exactly the facets it was given now.
-                self._exec(c, """DELETE FROM facets WHERE trace_id IN (SELECT trace_id FROM f)
-                                 AND NOT EXISTS (SELECT 1 FROM f WHERE f.trace_id = facets.trace_id
-                                                 AND f.facet = facets.facet)""")
-                self._exec(c, _upsert("facets", FACET_COLUMNS, ["trace_id", "facet"],
+                self._exec(c, """DELETE FROM facets WHERE (project, trace_id) IN (SELECT project, trace_id FROM f)
+                                 AND NOT EXISTS (SELECT 1 FROM f WHERE f.project = facets.project
+                                                 AND f.trace_id = facets.trace_id AND f.facet = facets.facet)""")
+                self._exec(c, _upsert("facets", FACET_COLUMNS, ["project", "trace_id", "facet"],
                                       f"SELECT {', '.join(FACET_COLUMNS)} FROM f"))
-                self._exec(c, "DELETE FROM facet_failures WHERE trace_id IN (SELECT trace_id FROM f)")
+                self._exec(c, """DELETE FROM facet_failures
+                                 WHERE (project, trace_id) IN (SELECT project, trace_id FROM f)""")
             if len(xdf):
                 self._stage(c, "x", xdf, "facet_failures")
-                self._exec(c, _upsert("facet_failures", FAILURE_COLUMNS + ["failed_at"], ["trace_id"],
+                self._exec(c, _upsert("facet_failures", FAILURE_COLUMNS + ["failed_at"], ["project", "trace_id"],
                                       "SELECT trace_id, project, day::DATE, reason, detail, now() FROM x"))
 
         self._write(body)
@@ -358,10 +378,11 @@ class SQLStore:
             conds.append(_in("f.day::VARCHAR"))
             params.append(days)
         if where:
-            conds.append(f"f.trace_id IN (SELECT trace_id FROM traces t WHERE {where})")
+            conds.append(f"EXISTS (SELECT 1 FROM traces t WHERE t.project = f.project AND t.trace_id = f.trace_id "
+                         f"AND ({where}))")
         sql = f"""SELECT f.trace_id, f.project, f.day::VARCHAR AS day, f.text, f.text_hash, e.vector
                   FROM facets f JOIN facet_embeddings e ON e.text_hash = f.text_hash
-                  WHERE {' AND '.join(conds)} ORDER BY f.trace_id"""
+                  WHERE {' AND '.join(conds)} ORDER BY f.project, f.trace_id"""
         if limit_sample:
             sql = self._sample(sql, int(limit_sample), int(seed))
         try:
@@ -467,20 +488,21 @@ class SQLStore:
         same_settings = "AND t.preprocess_hash = ?" if preprocess_hash else ""
         sql = f"""
             SELECT r.day::VARCHAR FROM raw_traces r
-            WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.trace_id = r.trace_id
+            WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.project = r.project AND t.trace_id = r.trace_id
                               AND t.payload_hash = r.payload_hash AND t.day = r.day {same_settings})
                   {only.format(t="r")}
             UNION
             SELECT t.day::VARCHAR FROM traces t
             WHERE t.status = 'ok' {only.format(t="t")}
-              AND NOT EXISTS (SELECT 1 FROM facets f WHERE f.trace_id = t.trace_id AND f.content_hash = t.content_hash)
+              AND NOT EXISTS (SELECT 1 FROM facets f WHERE f.project = t.project AND f.trace_id = t.trace_id
+                              AND f.content_hash = t.content_hash)
             UNION
             SELECT f.day::VARCHAR FROM facets f
             JOIN (SELECT project, facet, max(generation) AS generation FROM topic_map_generations
                   GROUP BY project, facet) g
               USING (project, facet)
-            WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.trace_id = f.trace_id AND c.facet = f.facet
-                              AND c.generation = g.generation) {only.format(t="f")}
+            WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.project = f.project AND c.trace_id = f.trace_id
+                              AND c.facet = f.facet AND c.generation = g.generation) {only.format(t="f")}
             ORDER BY 1"""
         # Placeholders in order: the settings hash (first union), then the project once per union.
         params = ([preprocess_hash] if preprocess_hash else []) + ([project] * 3 if project else [])
@@ -498,7 +520,7 @@ class SQLStore:
             if len(rows):
                 self._stage(c, "cl", rows, "classifications")
                 cols = ["trace_id", "project", "facet", "generation", "topic_id", "distance", "day", "classified_at"]
-                self._exec(c, _upsert("classifications", cols, ["trace_id", "facet", "generation"],
+                self._exec(c, _upsert("classifications", cols, ["project", "trace_id", "facet", "generation"],
                                       "SELECT trace_id, ?::VARCHAR, ?::VARCHAR, ?::INTEGER, topic_id, distance, day::DATE, now() FROM cl"),
                            [project, facet, generation])
 

@@ -74,7 +74,7 @@ class DuckDBStore(SQLStore):
         return c.execute(sql, params).fetchnumpy()
 
     def _sample(self, sql: str, n: int, seed: int) -> str:
-        return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed}) ORDER BY trace_id"
+        return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed}) ORDER BY project, trace_id"
 
     def _retryable(self, e: Exception) -> bool:
         return isinstance(e, duckdb.TransactionException) and "conflict" in str(e).lower()

@@ -85,8 +85,8 @@ class PostgresStore(SQLStore):
         return {n: [r[i] for r in rows] for i, n in enumerate(names)}
 
     def _sample(self, sql: str, n: int, seed: int) -> str:
-        return (f"SELECT * FROM (SELECT * FROM ({sql}) AS s ORDER BY md5(s.trace_id || '{seed}') LIMIT {n}) "
-                "AS sampled ORDER BY trace_id")
+        return (f"SELECT * FROM (SELECT * FROM ({sql}) AS s ORDER BY md5(s.project || '/' || s.trace_id || '{seed}') "
+                f"LIMIT {n}) AS sampled ORDER BY project, trace_id")
 
     def _lock(self, c, key: str) -> None:
         c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])

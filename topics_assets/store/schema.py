@@ -1,17 +1,19 @@
 """The SQL contract: one DDL text for both backends, its version, and the steps that migrate a store forward.
 
 The types are the ones DuckDB and PostgreSQL both know (REAL[] is DuckDB's FLOAT[], TEXT[] its
-VARCHAR[]), so a store's tables read the same on either. Every statement is idempotent: opening a
-store made by an older release runs the DDL, then the steps after its version, and keeps its rows.
+VARCHAR[]), so a store's tables read the same on either. The DDL is idempotent: opening a store made
+by an older release runs it, then the migration steps after its version, and keeps its rows.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+import re
 
-DDL = """
+SCHEMA_VERSION = 3
+
+TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
-    trace_id VARCHAR PRIMARY KEY,
+    trace_id VARCHAR NOT NULL,
     project VARCHAR NOT NULL,
     day DATE NOT NULL,
     started_at TIMESTAMPTZ,
@@ -20,7 +22,8 @@ CREATE TABLE IF NOT EXISTS raw_traces (
     payload VARCHAR,
     payload_hash VARCHAR,
     version INTEGER,
-    ingested_at TIMESTAMPTZ
+    ingested_at TIMESTAMPTZ,
+    PRIMARY KEY (project, trace_id)
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     source VARCHAR,
@@ -31,7 +34,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     quarantined_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS traces (
-    trace_id VARCHAR PRIMARY KEY,
+    trace_id VARCHAR NOT NULL,
     project VARCHAR NOT NULL,
     day DATE NOT NULL,
     started_at TIMESTAMPTZ,
@@ -49,7 +52,8 @@ CREATE TABLE IF NOT EXISTS traces (
     status VARCHAR,          -- ok | failed
     error VARCHAR,
     preprocessed_at TIMESTAMPTZ,
-    preprocess_hash VARCHAR  -- the preprocessing settings it was made with
+    preprocess_hash VARCHAR, -- the preprocessing settings it was made with
+    PRIMARY KEY (project, trace_id)
 );
 ALTER TABLE traces ADD COLUMN IF NOT EXISTS preprocess_hash VARCHAR;
 CREATE TABLE IF NOT EXISTS facets (
@@ -64,15 +68,16 @@ CREATE TABLE IF NOT EXISTS facets (
     content_hash VARCHAR,
     facets_hash VARCHAR,
     created_at TIMESTAMPTZ,
-    PRIMARY KEY (trace_id, facet)
+    PRIMARY KEY (project, trace_id, facet)
 );
 CREATE TABLE IF NOT EXISTS facet_failures (
-    trace_id VARCHAR PRIMARY KEY,
-    project VARCHAR,
+    trace_id VARCHAR NOT NULL,
+    project VARCHAR NOT NULL,
     day DATE,
     reason VARCHAR,
     detail VARCHAR,
-    failed_at TIMESTAMPTZ
+    failed_at TIMESTAMPTZ,
+    PRIMARY KEY (project, trace_id)
 );
 CREATE TABLE IF NOT EXISTS facet_embeddings (
     model VARCHAR NOT NULL,
@@ -120,19 +125,22 @@ CREATE TABLE IF NOT EXISTS classifications (
     distance DOUBLE PRECISION,
     day DATE,
     classified_at TIMESTAMPTZ,
-    PRIMARY KEY (trace_id, facet, generation)
+    PRIMARY KEY (project, trace_id, facet, generation)
 );
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
 );
+"""
+
+VIEW_DDL = """
 -- Each trace's label from the newest generation that has classified it.
 CREATE OR REPLACE VIEW trace_topics AS
 SELECT trace_id, project, facet, topic_id, topic_name, distance, generation FROM (
     SELECT c.trace_id, c.project, c.facet, c.topic_id,
            CASE WHEN c.topic_id = 'no_match' THEN 'no_match' ELSE t.name END AS topic_name,
            c.distance, c.generation,
-           row_number() OVER (PARTITION BY c.trace_id, c.facet ORDER BY c.generation DESC) AS newest
+           row_number() OVER (PARTITION BY c.project, c.trace_id, c.facet ORDER BY c.generation DESC) AS newest
     FROM classifications c
     LEFT JOIN topic_maps t
       ON t.project = c.project AND t.facet = c.facet AND t.generation = c.generation AND t.topic_id = c.topic_id
@@ -140,10 +148,50 @@ SELECT trace_id, project, facet, topic_id, topic_name, distance, generation FROM
 WHERE newest = 1;
 """
 
-# Statements that take a store from version v-1 to v, run after the (idempotent) DDL above.
-# Version 1 is the schema released before versions were recorded (no schema_version table);
-# version 2 adds that table and a trace_topics view without DuckDB's QUALIFY, both made by the DDL.
-MIGRATIONS: dict[int, list[str]] = {2: []}
+DDL = TABLES_DDL + VIEW_DDL
+
+
+def _table_ddl(table: str) -> str:
+    """The CREATE TABLE statement of `table` in TABLES_DDL, without IF NOT EXISTS and its semicolon."""
+    m = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \((.*?)\n\);", TABLES_DDL, re.S)
+    assert m, table
+    return f"CREATE TABLE {table} ({m.group(1)}\n)"
+
+
+def _columns(table: str) -> list[str]:
+    body = _table_ddl(table).split("(", 1)[1]
+    lines = (line.split("--")[0].strip() for line in body.splitlines())
+    return [line.split()[0] for line in lines if line and not line.startswith(("PRIMARY", ")"))]
+
+
+def rebuild(*tables: str) -> list[str]:
+    """Statements that remake `tables` as TABLES_DDL defines them now, keeping every row.
+
+    Neither backend can change a primary key in place (DuckDB cannot ALTER one at all), so each
+    table's rows are set aside, the table is made again and refilled; the view over them is dropped
+    first and made again. (Set aside rather than renamed: PostgreSQL keeps an index's name across a
+    table rename, and the new key's index would collide with it.) Columns an older release lacked
+    are added by the DDL's ALTERs, which run before any migration."""
+    out = ["DROP VIEW IF EXISTS trace_topics"]
+    for t in tables:
+        cols = ", ".join(_columns(t))
+        out += [f"CREATE TABLE {t}__old AS SELECT * FROM {t}",
+                f"DROP TABLE {t}",
+                _table_ddl(t),
+                f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {t}__old",
+                f"DROP TABLE {t}__old"]
+    return out + [VIEW_DDL]
+
+
+# Statements that take a store from version v-1 to v, run after the (idempotent) DDL above, in the
+# same transaction. Version 1 is the schema released before versions were recorded (no
+# schema_version table); version 2 adds that table and a trace_topics view without DuckDB's QUALIFY,
+# both made by the DDL; version 3 scopes trace ids by project: every per-trace table is keyed by
+# (project, trace_id, ...), so the same id in two projects is two traces.
+MIGRATIONS: dict[int, list[str]] = {
+    2: [],
+    3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
+}
 
 TRACE_COLUMNS = [
     "trace_id", "project", "day", "started_at", "format", "version", "payload_hash", "content", "content_hash",

@@ -7,7 +7,7 @@ import pandas as pd
 
 from topics_assets.store import GenerationConflict, open_store
 
-from .test_contract import facet, generation, raw, topic, trace
+from .test_contract import facet, generation, keys, raw, topic, trace
 
 WORKERS, ROUNDS = 4, 5
 SHARED_DAY = "2025-06-01"
@@ -25,7 +25,7 @@ def own_ids(k: int) -> list[str]:
 def worker(url: str, k: int, barrier: threading.Barrier, landed: list, errors: list) -> None:
     store = open_store(url)  # a store per worker, as a run in its own process would have
     days = [SHARED_DAY, own_day(k)]
-    live = SHARED + [i for j in range(WORKERS) for i in own_ids(j)]
+    live = keys(SHARED + [i for j in range(WORKERS) for i in own_ids(j)])
     try:
         for r in range(ROUNDS):
             barrier.wait()
@@ -50,7 +50,7 @@ def worker(url: str, k: int, barrier: threading.Barrier, landed: list, errors: l
 def test_four_writers_at_once_on_postgres(postgres_database):
     store = open_store(postgres_database)
     store.write_generation(generation(1), [topic(1, "task-1", [1.0, 0.0])], None)
-    store.replace_traces([SHARED_DAY], [trace(i) for i in SHARED], keep_ids=SHARED)
+    store.replace_traces([SHARED_DAY], [trace(i) for i in SHARED], keep=keys(SHARED))
     barrier, landed, errors = threading.Barrier(WORKERS), [], []
     threads = [threading.Thread(target=worker, args=(postgres_database, k, barrier, landed, errors))
                for k in range(WORKERS)]

@@ -35,14 +35,19 @@ def facet(trace_id: str, name: str = "task", day: str = "2025-06-01", text: str 
     return row
 
 
+def keys(ids: list[str], project: str = "shop") -> list[tuple[str, str]]:
+    """(project, trace_id) pairs: how the store names a trace."""
+    return [(project, i) for i in ids]
+
+
 def count(store: Store, table: str) -> int:
     return int(store.query_df(f"SELECT count(*) AS n FROM {table}").n[0])
 
 
 def ingest_and_facet(store: Store, ids: list[str], day: str = "2025-06-01") -> None:
     store.upsert_raw_traces([raw(i, day) for i in ids])
-    store.replace_traces([day], [trace(i, day) for i in ids], keep_ids=ids)
-    store.write_facets([day], [facet(i, day=day) for i in ids], [], live_ids=ids)
+    store.replace_traces([day], [trace(i, day) for i in ids], keep=keys(ids))
+    store.write_facets([day], [facet(i, day=day) for i in ids], [], live=keys(ids))
 
 
 def generation(gen: int, threshold: float = 0.5, project: str = "shop", facet_name: str = "task") -> dict:
@@ -69,8 +74,9 @@ def test_upsert_raw_traces_counts_loaded_unchanged_and_updated(store):
         {"loaded": 1, "updated": 1, "unchanged": 1}
     rows = store.query_df("SELECT trace_id, version FROM raw_traces ORDER BY trace_id")
     assert rows.values.tolist() == [["a", 1], ["b", 2], ["c", 1]]
-    assert store.raw_payloads(["a", "b", "zz"], {"chat"}) == {"a": "{}", "b": '{"x": 1}'}
-    assert store.raw_payloads(["a"], {"otlp"}) == {}
+    assert store.raw_payloads(keys(["a", "b", "zz"]) + [("other", "a")], {"chat"}) == \
+        {("shop", "a"): "{}", ("shop", "b"): '{"x": 1}'}
+    assert store.raw_payloads(keys(["a"]), {"otlp"}) == {}
     assert store.projects() == ["shop"]
     assert store.days_with_traces() == ["2025-06-01", "2025-06-02"] == store.days_with_traces("shop")
     assert store.days_with_traces("other") == []
@@ -85,13 +91,13 @@ def test_replace_traces_drops_the_rows_whose_trace_left_the_day(store):
     raws = store.raw_traces_for_days(["2025-06-01"])
     assert sorted(raws.trace_id) == ["a", "b"] and set(raws.day) == {"2025-06-01"}
     assert raws.done_hash.isna().all()
-    store.replace_traces(["2025-06-01"], [trace("a"), trace("b")], keep_ids=["a", "b"])
+    store.replace_traces(["2025-06-01"], [trace("a"), trace("b")], keep=keys(["a", "b"]))
     assert store.raw_traces_for_days(["2025-06-01"]).done_hash.tolist() == ["h:{}", "h:{}"]
     # b moved away: re-running the day keeps a (replaced, not duplicated) and drops b.
-    store.replace_traces(["2025-06-01"], [trace("a", status="failed")], keep_ids=["a"])
+    store.replace_traces(["2025-06-01"], [trace("a", status="failed")], keep=keys(["a"]))
     assert store.query_df("SELECT trace_id, status FROM traces").values.tolist() == [["a", "failed"]]
     assert store.ok_traces_for_days(["2025-06-01"]).empty
-    store.replace_traces(["2025-06-01"], [trace("a")], keep_ids=["a"])
+    store.replace_traces(["2025-06-01"], [trace("a")], keep=keys(["a"]))
     ok = store.ok_traces_for_days(["2025-06-01"])
     assert ok.columns.tolist() == ["trace_id", "project", "day", "content", "content_hash"]
     assert ok.values.tolist() == [["a", "shop", "2025-06-01", "content of a", "c:a"]]
@@ -101,19 +107,19 @@ def test_write_facets_replaces_a_traces_facets_and_clears_its_failure(store):
     day = ["2025-06-01"]
     store.write_facets(day, [facet("a"), facet("a", "issues")], [
         {"trace_id": "b", "project": "shop", "day": "2025-06-01", "reason": "llm_error", "detail": "429"}],
-        live_ids=["a", "b"])
+        live=keys(["a", "b"]))
     assert count(store, "facets") == 2 and count(store, "facet_failures") == 1
     # b succeeds now and a is faceted again with one facet only: a keeps exactly that one.
-    store.write_facets(day, [facet("a", text="new"), facet("b")], [], live_ids=["a", "b"])
+    store.write_facets(day, [facet("a", text="new"), facet("b")], [], live=keys(["a", "b"]))
     got = store.facets_for_days(day)
-    assert got.columns.tolist() == ["trace_id", "facet", "content_hash", "facets_hash", "model"]
+    assert got.columns.tolist() == ["trace_id", "project", "facet", "content_hash", "facets_hash", "model"]
     assert got[["trace_id", "facet"]].values.tolist() == [["a", "task"], ["b", "task"]]
     assert store.query_df("SELECT text FROM facets WHERE trace_id = 'a'").text.tolist() == ["new"]
     assert count(store, "facet_failures") == 0
     # a failure again, written twice: one row; b left the day: its facets go.
     fail = {"trace_id": "a", "project": "shop", "day": "2025-06-01", "reason": "timeout", "detail": ""}
-    store.write_facets(day, [], [fail, fail], live_ids=["a"])
-    store.write_facets(day, [], [fail], live_ids=["a"])
+    store.write_facets(day, [], [fail, fail], live=keys(["a"]))
+    store.write_facets(day, [], [fail], live=keys(["a"]))
     assert store.query_df("SELECT trace_id, reason FROM facet_failures").values.tolist() == [["a", "timeout"]]
     assert store.facets_for_days(day).trace_id.tolist() == ["a"]
 
@@ -196,14 +202,14 @@ def test_classifications_are_idempotent_and_trace_topics_shows_the_newest_genera
 def test_pending_days_names_each_kind_of_work_left(store):
     store.upsert_raw_traces([raw("a"), raw("b", day="2025-06-02")])
     assert store.pending_days() == ["2025-06-01", "2025-06-02"]
-    store.replace_traces(["2025-06-01"], [trace("a")], keep_ids=["a"])
-    store.replace_traces(["2025-06-02"], [trace("b", day="2025-06-02")], keep_ids=["b"])
+    store.replace_traces(["2025-06-01"], [trace("a")], keep=keys(["a"]))
+    store.replace_traces(["2025-06-02"], [trace("b", day="2025-06-02")], keep=keys(["b"]))
     assert store.pending_days(preprocess_hash="p1") == ["2025-06-01", "2025-06-02"]  # not faceted yet
     assert store.pending_days(preprocess_hash="p2") == ["2025-06-01", "2025-06-02"]
-    store.write_facets(["2025-06-01"], [facet("a")], [], live_ids=["a"])
+    store.write_facets(["2025-06-01"], [facet("a")], [], live=keys(["a"]))
     assert store.pending_days(preprocess_hash="p1") == ["2025-06-02"]
     assert store.pending_days(project="elsewhere") == []
-    store.write_facets(["2025-06-02"], [facet("b", day="2025-06-02")], [], live_ids=["b"])
+    store.write_facets(["2025-06-02"], [facet("b", day="2025-06-02")], [], live=keys(["b"]))
     assert store.pending_days("shop", "p1") == []
     assert store.pending_days(preprocess_hash="p2") == ["2025-06-01", "2025-06-02"]  # other settings
 
@@ -218,3 +224,63 @@ def test_a_read_only_query_refuses_to_write(store):
         .trace_id.tolist() == ["a"]
     store.query_df("DELETE FROM raw_traces WHERE trace_id = ?", ["a"])
     assert count(store, "raw_traces") == 0
+
+
+def test_the_same_trace_id_in_two_projects_is_two_traces(store):
+    """Trace ids are scoped by project: every per-trace table is keyed by (project, trace_id)."""
+    day = ["2025-06-01"]
+    assert store.upsert_raw_traces([raw("42", project="A"), raw("42", project="B", payload='{"b": 1}')]) == \
+        {"loaded": 2, "updated": 0, "unchanged": 0}
+    assert store.raw_payloads([("A", "42"), ("B", "42")], {"chat"}) == {("A", "42"): "{}", ("B", "42"): '{"b": 1}'}
+    # Changing B's trace updates B's alone.
+    assert store.upsert_raw_traces([raw("42", project="B", payload='{"b": 2}')]) == \
+        {"loaded": 0, "updated": 1, "unchanged": 0}
+    assert store.query_df("SELECT project, version, payload FROM raw_traces ORDER BY 1").values.tolist() == \
+        [["A", 1, "{}"], ["B", 2, '{"b": 2}']]
+    assert store.projects() == ["A", "B"]
+
+    store.replace_traces(day, [trace("42", project="A")], keep=[("A", "42"), ("B", "42")])
+    done = store.raw_traces_for_days(day).sort_values("project")
+    assert done.project.tolist() == ["A", "B"] and done.done_hash.isna().tolist() == [False, True]
+    assert store.pending_days("A", "p1") == day and store.pending_days("B", "p1") == day  # A: not faceted yet
+    store.replace_traces(day, [dict(trace("42", project="B"), payload_hash='h:{"b": 2}')],
+                         keep=[("A", "42"), ("B", "42")])
+    assert store.ok_traces_for_days(day)[["project", "trace_id"]].values.tolist() == [["A", "42"], ["B", "42"]]
+
+    # Facets of one project's trace leave the other's alone; so does a failure.
+    store.write_facets(day, [facet("42", project="A", text="refund"), facet("42", "issues", project="A")], [],
+                       live=[("A", "42"), ("B", "42")])
+    store.write_facets(day, [], [{"trace_id": "42", "project": "B", "day": day[0], "reason": "timeout",
+                                  "detail": ""}], live=[("A", "42"), ("B", "42")])
+    assert store.facets_for_days(day)[["project", "facet"]].values.tolist() == [["A", "issues"], ["A", "task"]]
+    assert store.query_df("SELECT project FROM facet_failures").project.tolist() == ["B"]
+    store.write_facets(day, [facet("42", project="B", text="invoice")], [], live=[("A", "42"), ("B", "42")])
+    assert count(store, "facet_failures") == 0
+    assert store.facets_for_days(day)[["project", "facet"]].values.tolist() == \
+        [["A", "issues"], ["A", "task"], ["B", "task"]]
+    assert store.pending_days("A", "p1") == [] and store.pending_days("B", "p1") == []
+
+    store.write_embeddings("m", ["t:refund", "t:invoice"], ["refund", "invoice"], np.eye(2, dtype=np.float32))
+    rows, vectors = store.facet_vectors("m", "task")
+    assert rows[["project", "trace_id", "text"]].values.tolist() == [["A", "42", "refund"], ["B", "42", "invoice"]]
+    assert np.array_equal(vectors, np.eye(2, dtype=np.float32))
+    only_b = store.facet_vectors("m", "task", where="t.project = 'B'")[0]  # the filter is joined on project too
+    assert only_b[["project", "text"]].values.tolist() == [["B", "invoice"]]
+    assert store.gate_counts("A", "task") == {"traces": 1, "unique_facets": 1}
+
+    for project, topic_id in [("A", "task-1"), ("B", "no_match")]:
+        store.write_generation(generation(1, project=project), [dict(topic(1, "task-1", [1, 0]), project=project)],
+                               None)
+        store.write_classifications(project, "task", 1, day, pd.DataFrame(
+            {"trace_id": ["42"], "topic_id": [topic_id], "distance": [0.1], "day": day}))
+    store.write_classifications("A", "task", 1, day, pd.DataFrame(  # A again: B's label stays
+        {"trace_id": ["42"], "topic_id": ["task-1"], "distance": [0.2], "day": day}))
+    assert store.query_df("SELECT project, trace_id, topic_id, distance FROM trace_topics ORDER BY 1").values.tolist() \
+        == [["A", "42", "task-1", 0.2], ["B", "42", "no_match", 0.1]]
+    assert store.pending_days() == []
+
+    # B's trace leaves the day: B's rows go, A's stay.
+    store.replace_traces(day, [], keep=[("A", "42")])
+    store.write_facets(day, [], [], live=[("A", "42")])
+    assert store.query_df("SELECT DISTINCT project FROM traces").project.tolist() == ["A"]
+    assert store.query_df("SELECT DISTINCT project FROM facets").project.tolist() == ["A"]

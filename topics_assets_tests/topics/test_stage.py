@@ -23,7 +23,7 @@ def seeded_store(tmp_path, n_per: int = 40) -> tuple[Store, Settings]:
     rows = [{"trace_id": f"t{i:04d}", "facet": "task", "project": "p", "day": DAY, "text": t,
              "text_hash": text_hash(t), "engine": "extractive", "model": "none", "content_hash": "c",
              "facets_hash": "f", "created_at": None} for i, t in enumerate(texts)]
-    store.write_facets([DAY], rows, [], live_ids=[r["trace_id"] for r in rows])
+    store.write_facets([DAY], rows, [], live=[(r["project"], r["trace_id"]) for r in rows])
     store.write_embeddings(MODEL, [r["text_hash"] for r in rows], texts, x)
     return store, settings
 
