@@ -12,8 +12,8 @@ from .common import pass_settings, print_table, store_for
 @click.option("--project", required=True, help="Project whose facets to cluster.")
 @click.option("--facet", default="task", show_default=True, help="Free-text facet to cluster.")
 @click.option("--where", default=None, help="SQL condition on table traces (alias t), e.g. "
-              "\"t.day >= DATE '2026-11-01'\" or \"t.trace_id IN (SELECT trace_id FROM trace_topics WHERE "
-              "topic_name = 'no_match')\".")
+              "\"t.day >= DATE '2026-11-01'\" or \"(t.project, t.trace_id) IN (SELECT project, trace_id FROM "
+              "trace_topics WHERE topic_name = 'no_match')\".")
 @click.option("--min-cluster-size", type=int, default=None, help="Smallest topic (default ~1% of the subset).")
 @click.option("--sample-cap", type=int, default=20_000, show_default=True)
 @click.option("--top", type=int, default=30, show_default=True, help="Topics shown.")

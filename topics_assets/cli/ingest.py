@@ -23,7 +23,7 @@ def ingest(settings: Settings, paths: tuple[str, ...], project: str | None) -> N
     Formats are detected per record: generic chat (one JSON object per line with messages), span traces
     (a trace with a list of spans), OpenTelemetry/OpenInference exports, tau-bench and tau2-bench run files.
     A record that cannot be parsed is quarantined with the file, line and reason; the rest still lands.
-    A trace id seen before replaces the earlier version only if its content changed.
+    A trace seen before in the same project replaces the earlier version only if its content changed.
     """
     from ..ingest.stage import ingest_paths
 
