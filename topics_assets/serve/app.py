@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import time
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
@@ -35,6 +36,9 @@ class Counters:
     spans: int = 0
     rejected_spans: int = 0
     refused: int = 0  # requests answered with an error status
+    read_s: float = 0.0  # time spent receiving accepted requests' bodies
+    decode_s: float = 0.0  # ... decompressing and parsing them
+    flush_s: float = 0.0  # ... waiting for their frame to be on disk
 
 
 def is_loopback(host: str) -> bool:
@@ -106,22 +110,33 @@ def create_app(settings: Settings, *, token: str | None = None) -> Starlette:
         if in_flight[0] >= cfg.max_concurrent_requests:
             return refuse(429, f"{in_flight[0]} requests in progress; retry later", ctype, close=True, retry=True)
         in_flight[0] += 1
+        started = time.perf_counter()
         try:
             try:
-                accepted = await run_in_threadpool(decode, await read_body(request), encoding, ctype)
+                body = await read_body(request)
+                read = time.perf_counter()
+                accepted = await run_in_threadpool(decode, body, encoding, ctype)
             except TooLarge as e:
                 return refuse(413, str(e), ctype, close=True)
             except BadRequest as e:
                 return refuse(400, str(e), ctype)
+            decoded = time.perf_counter()
             if accepted.spans:
                 try:
                     await asyncio.wrap_future(writer.submit(accepted.payload))
                 except OSError as e:
                     return refuse(503, f"the spool could not be written: {e}", ctype, retry=True)
+            flushed = time.perf_counter()
+            counters.read_s += read - started
+            counters.decode_s += decoded - read
+            counters.flush_s += flushed - decoded
             counters.requests += 1
             counters.spans += accepted.spans
             counters.rejected_spans += accepted.rejected
-            return Response(protocol.response_body(accepted, ctype), 200, media_type=ctype)
+            timing = (f"read;dur={1e3 * (read - started):.2f}, decode;dur={1e3 * (decoded - read):.2f}, "
+                      f"flush;dur={1e3 * (flushed - decoded):.2f}")
+            return Response(protocol.response_body(accepted, ctype), 200, {"Server-Timing": timing},
+                            media_type=ctype)
         finally:
             in_flight[0] -= 1
 
@@ -132,6 +147,8 @@ def create_app(settings: Settings, *, token: str | None = None) -> Starlette:
             "spool": settings.spool_path, "spool_bytes": usage, "spool_limit_bytes": cfg.spool_limit_bytes,
             "in_flight": in_flight[0], "accepted_requests": counters.requests, "accepted_spans": counters.spans,
             "rejected_spans": counters.rejected_spans, "refused_requests": counters.refused,
+            "read_s": round(counters.read_s, 3), "decode_s": round(counters.decode_s, 3),
+            "flush_s": round(counters.flush_s, 3),
         })
 
     @contextlib.asynccontextmanager
