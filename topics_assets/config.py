@@ -145,6 +145,36 @@ class AutomationSettings(_Settings):
     sensor_interval_s: int = 60
 
 
+class ServeSettings(_Settings):
+    """`topics serve` (OTLP/HTTP) and the otlp_spool sensor that ingests what it accepted."""
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind; loopback unless told otherwise.")
+    port: int = Field(default=4318, ge=0, le=65535, description="The OTLP/HTTP port.")
+    token_env: str = Field(default="TOPICS_SERVE_TOKEN", description="Name of the env var holding the bearer "
+                                                                     "token (never the token); unset = no auth.")
+    spool_dir: str | None = Field(default=None, description="Where accepted requests are spooled; default "
+                                                            "<home>/spool.")
+    spool_limit_bytes: int = Field(default=1 << 30, gt=0, description="Over this the endpoint answers 503 with "
+                                   "Retry-After until the sensor has ingested some.")
+    max_request_bytes: int = Field(default=20 << 20, gt=0, description="Largest request body, before and after "
+                                   "decompression; larger gets 413.")
+    max_spans_per_request: int = Field(default=100_000, gt=0, description="Spans past this in one request are "
+                                       "rejected (partial_success).")
+    max_concurrent_requests: int = Field(default=16, gt=0, description="Requests read at once; more get 429 "
+                                         "with Retry-After (bounds the server's memory).")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 429 and 503.")
+    segment_bytes: int = Field(default=16 << 20, gt=0, description="A spool segment is closed (and can be "
+                               "ingested) at this size ...")
+    segment_max_age_s: float = Field(default=2.0, gt=0, description="... or this long after its first write.")
+    idle_window_s: float = Field(default=30.0, ge=0, description="A trace is ingested once no span of it has "
+                                 "arrived for this long.")
+    max_trace_wait_s: float = Field(default=600.0, gt=0, description="A trace still receiving spans is ingested "
+                                    "anyway this long after its first span; later spans merge into it.")
+    ingest_batch_bytes: int = Field(default=16 << 20, gt=0, description="Spool bytes one sensor tick ingests "
+                                    "(keeps a tick well inside Dagster's sensor timeout).")
+    ingest_interval_s: int = Field(default=15, gt=0, description="How often the otlp_spool sensor looks.")
+
+
 class Settings(_Settings):
     home: str = ".topics"
     database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
@@ -157,6 +187,7 @@ class Settings(_Settings):
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @field_validator("partitions_start", mode="before")
     @classmethod
@@ -182,6 +213,10 @@ class Settings(_Settings):
     @property
     def database_path(self) -> str:
         return self.database or str(Path(self.home) / "topics.duckdb")
+
+    @property
+    def spool_path(self) -> str:
+        return self.serve.spool_dir or str(Path(self.home) / "spool")
 
     @property
     def facet_names(self) -> list[str]:
@@ -238,6 +273,15 @@ ENV_VARS = {
     "TOPICS_MIN_UNIQUE_FACETS": "gates.min_unique_facets",
     "TOPICS_REGENERATE_CRON": "automation.regenerate_cron",
     "TOPICS_BACKFILL_DAYS": "automation.backfill_days",
+    "TOPICS_SERVE_HOST": "serve.host",
+    "TOPICS_SERVE_PORT": "serve.port",
+    "TOPICS_SERVE_SPOOL_DIR": "serve.spool_dir",
+    "TOPICS_SERVE_SPOOL_LIMIT_BYTES": "serve.spool_limit_bytes",
+    "TOPICS_SERVE_MAX_REQUEST_BYTES": "serve.max_request_bytes",
+    "TOPICS_SERVE_MAX_SPANS_PER_REQUEST": "serve.max_spans_per_request",
+    "TOPICS_SERVE_IDLE_WINDOW_S": "serve.idle_window_s",
+    "TOPICS_SERVE_SEGMENT_MAX_AGE_S": "serve.segment_max_age_s",
+    "TOPICS_SERVE_INGEST_INTERVAL_S": "serve.ingest_interval_s",
 }
 
 

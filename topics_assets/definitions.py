@@ -10,6 +10,7 @@ from .defs.assets import build_assets
 from .defs.automation import build_automation
 from .defs.jobs import build_jobs
 from .defs.resources import build_resources
+from .defs.spool import build_spool_sensor
 
 
 def build_defs(settings: Settings) -> Definitions:
@@ -17,7 +18,7 @@ def build_defs(settings: Settings) -> Definitions:
     return Definitions(
         assets=build_assets(settings),
         jobs=[*build_jobs(settings), build_adhoc_job()],
-        sensors=sensors,
+        sensors=[*sensors, build_spool_sensor(settings)],
         schedules=schedules,
         resources=build_resources(settings),
     )

@@ -12,7 +12,7 @@ import warnings
 import click
 
 from ..config import ConfigError, load_settings
-from . import cluster, ingest, query, run
+from . import cluster, ingest, query, run, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,7 +43,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.sql,
-                 cluster.cluster):
+                 cluster.cluster, serve.serve):
     cli.add_command(_command)
 
 
