@@ -45,8 +45,8 @@ def finished_spans(records):
 
 def stored(settings) -> dict[str, Trace]:
     store = open_store(settings.database_path)
-    ids = store.query_df("SELECT trace_id FROM raw_traces").trace_id.tolist()
-    return {tid: Trace.from_json(p) for tid, p in store.raw_payloads(ids, ["otel", "openinference"]).items()}
+    keys = [tuple(k) for k in store.query_df("SELECT project, trace_id FROM raw_traces").itertuples(index=False)]
+    return {tid: Trace.from_json(p) for (_, tid), p in store.raw_payloads(keys, ["otel", "openinference"]).items()}
 
 
 def texts(traces, settings) -> list[str]:
