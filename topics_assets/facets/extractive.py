@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import lru_cache
 from importlib import resources
 from typing import Protocol
 
@@ -69,7 +70,7 @@ def _clip(text: str, n: int) -> str:
 _FILLER = [re.compile(p, re.I) for p in (
     r"(?:hi|hello|hey|hiya|good (?:morning|afternoon|evening)|greetings|dear \w+)\b[\w ,.'-]{0,30}[.!,]?",
     r"(?:hope|i hope) (?:you(?:'re| are)|all is|this finds)\b.*",
-    r"(?:thanks|thank you)(?: (?:in advance|for (?:your|the) help))?[.!]?",
+    r"(?:thanks|thank you)(?: so much| a lot)?(?: (?:in advance|for (?:your|the|any) help))?[.!]?",
     r"(?:so|ok(?:ay)?|well|um+|right)[,.!]?",
     r"(?:i(?:'ve| have)? (?:got|have) |there (?:are|is) )?(?:a few|a couple(?: of)?|two|three|several|some|a|one|an?)"
     r" (?:quick )?(?:things?|questions?|issues?|problems?|requests?)(?: (?:that )?i (?:need|want|would like)"
@@ -87,10 +88,18 @@ def _is_filler(sentence: str) -> bool:
     return any(p.fullmatch(s) for p in _FILLER)
 
 
-def first_request(user_messages: list[str]) -> str:
-    """The first user message that asks something, without its filler sentences, bounded."""
+def first_request(user_messages: list[str], classifier: SentimentClassifier | None = None) -> str:
+    """The first user message that asks something, without its filler sentences, bounded.
+
+    With a classifier, sentences that only voice a mood ("This needs fixing today.") are left to the
+    sentiment facet, unless nothing else is left.
+    """
     for message in user_messages:
         kept = [s for s in _sentences(message) if not _is_filler(s)]
+        if classifier is not None and len(kept) > 1:
+            moods = classifier.sentence_labels([" ".join(_PLACEHOLDER.sub("", s).split()) or s for s in kept])
+            plain = [s for s, (lab, _) in zip(kept, moods) if lab == "neutral"]
+            kept = plain or kept
         if kept:
             out = ""
             for s in kept:  # whole sentences while they fit
@@ -255,6 +264,14 @@ def _repeated_complaint(user_messages: list[str], classifier: SentimentClassifie
     return None
 
 
+@lru_cache(maxsize=1)
+def _default_classifier() -> SentimentClassifier:
+    """One local model and one set of prototype vectors per process, for engines built without one."""
+    from ..embed import LocalEmbedder
+
+    return SentimentClassifier(LocalEmbedder())
+
+
 # ---------------------------------------------------------------------------
 # the engine
 
@@ -277,11 +294,7 @@ class ExtractiveFacetEngine:
     @property
     def classifier(self) -> SentimentClassifier:
         if self._classifier is None:
-            if self._embedder is None:
-                from ..embed import LocalEmbedder
-
-                self._embedder = LocalEmbedder()
-            self._classifier = SentimentClassifier(self._embedder)
+            self._classifier = SentimentClassifier(self._embedder) if self._embedder else _default_classifier()
         return self._classifier
 
     def facet(self, text: str) -> dict[str, str]:
@@ -290,7 +303,7 @@ class ExtractiveFacetEngine:
         out: dict[str, str] = {}
         for spec in self.specs:
             if spec.name == "task":
-                request = first_request(user)
+                request = first_request(user, self.classifier)
                 out[spec.name] = request or "No user request in the trace."
             elif spec.name == "sentiment":
                 out[spec.name] = extract_sentiment(user, self.classifier)
