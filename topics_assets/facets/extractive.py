@@ -88,18 +88,13 @@ def _is_filler(sentence: str) -> bool:
     return any(p.fullmatch(s) for p in _FILLER)
 
 
-def first_request(user_messages: list[str], classifier: SentimentClassifier | None = None) -> str:
+def first_request(user_messages: list[str]) -> str:
     """The first user message that asks something, without its filler sentences, bounded.
 
-    With a classifier, sentences that only voice a mood ("This needs fixing today.") are left to the
-    sentiment facet, unless nothing else is left.
+    Mood sentences stay: on the synthetic scenarios, dropping them lost more task signal than noise.
     """
     for message in user_messages:
         kept = [s for s in _sentences(message) if not _is_filler(s)]
-        if classifier is not None and len(kept) > 1:
-            moods = classifier.sentence_labels([" ".join(_PLACEHOLDER.sub("", s).split()) or s for s in kept])
-            plain = [s for s, (lab, _) in zip(kept, moods) if lab == "neutral"]
-            kept = plain or kept
         if kept:
             out = ""
             for s in kept:  # whole sentences while they fit
@@ -303,7 +298,7 @@ class ExtractiveFacetEngine:
         out: dict[str, str] = {}
         for spec in self.specs:
             if spec.name == "task":
-                request = first_request(user, self.classifier)
+                request = first_request(user)
                 out[spec.name] = request or "No user request in the trace."
             elif spec.name == "sentiment":
                 out[spec.name] = extract_sentiment(user, self.classifier)
