@@ -20,6 +20,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
+# Bumped when the preprocessor's output changes (2: the outcome-signals header), so every trace is
+# preprocessed again, and faceted again only where its text changed.
+PREPROCESS_VERSION = 2
+
 class ConfigError(ValueError):
     pass
 
@@ -233,10 +237,10 @@ class Settings(_Settings):
                 return f
         raise ConfigError(f"unknown facet {name!r}; configured: {', '.join(self.facet_names)}")
 
-    # model_dump() gives the same dicts as dataclasses.asdict did, so stored hashes stay valid.
+    # Includes PREPROCESS_VERSION: a release whose preprocessor writes other text redoes every trace.
     def preprocess_hash(self) -> str:
         """Changes whenever a preprocessing setting changes, so traces are preprocessed again."""
-        blob = json.dumps(self.preprocess.model_dump(), sort_keys=True)
+        blob = json.dumps({**self.preprocess.model_dump(), "_version": PREPROCESS_VERSION}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def facets_hash(self) -> str:

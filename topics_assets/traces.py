@@ -26,6 +26,15 @@ class Message:
     name: str | None = None
 
 
+# Span metadata keys that readers fill so that outcome signals (preprocess/signals.py) read every
+# format alike; metadata never reaches the facet text.
+#   any span:  termination_reason (how the run ended, e.g. tau2's "max_steps"), agent_name
+#   llm spans: model, llm_calls (when one span stands for several calls), usage
+#              ({"input_tokens", "output_tokens"}), cost_usd
+# A score, a reward or user feedback is a `score` span whose output is a number or {"score": n}.
+OUTCOME_METADATA_KEYS = ("termination_reason", "agent_name", "model", "llm_calls", "usage", "cost_usd")
+
+
 @dataclass
 class Span:
     id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -496,7 +497,10 @@ def extractive_answer(body: dict) -> str:
     if body["response_format"]["json_schema"]["name"] == "topic_name":
         return naming_answer(body)
     specs = [FacetSpec(name, "") for name in schema["properties"]]
-    return json.dumps(ExtractiveFacetEngine(specs).facet(trace_block(body)))
+    answer = ExtractiveFacetEngine(specs).facet(trace_block(body))
+    if "task" in answer:  # one sentence, as a summarising model writes: clusters under bag_of_words below
+        answer["task"] = re.split(r"(?<=[.!?])\s+", answer["task"], maxsplit=1)[0]
+    return json.dumps(answer)
 
 
 def naming_answer(body: dict) -> str:

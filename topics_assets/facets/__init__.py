@@ -8,14 +8,15 @@ from .engine import FacetEngine, make_engine
 from .extractive import (
     EXTRACTIVE_MODEL,
     ExtractiveFacetEngine,
+    SentimentClassifier,
     extract_issues,
     extract_sentiment,
-    request_sentence,
+    first_request,
     split_blocks,
 )
 from .llm_engine import LLMFacetEngine, validator
 from .prompts import SCORE_RANGE, SYSTEM_PROMPT, facet_lines, facet_messages, facet_schema
 
-__all__ = ["EXTRACTIVE_MODEL", "SCORE_RANGE", "SYSTEM_PROMPT", "ExtractiveFacetEngine", "FacetEngine",
+__all__ = ["EXTRACTIVE_MODEL", "SCORE_RANGE", "SYSTEM_PROMPT", "ExtractiveFacetEngine", "FacetEngine", "SentimentClassifier",
            "LLMFacetEngine", "extract_issues", "extract_sentiment", "facet_lines", "facet_messages",
-           "facet_schema", "make_engine", "request_sentence", "split_blocks", "validator"]
+           "facet_schema", "first_request", "make_engine", "split_blocks", "validator"]

@@ -33,4 +33,6 @@ def make_engine(settings, client=None):
 
             client = LLMClient(settings.llm, api_key=settings.llm_api_key())
         return LLMFacetEngine(settings.facets, client)
-    return ExtractiveFacetEngine(settings.facets)
+    from ..embed import LocalEmbedder  # the offline engine's sentiment classifier reads the local embedding
+
+    return ExtractiveFacetEngine(settings.facets, embedder=LocalEmbedder())

@@ -110,19 +110,26 @@ def _tau2_trace(sim: Any, domain: str, tasks: dict[str, dict], doc: dict, ctx: C
     started_at = (
         start or time_of(sim.get("timestamp"), "'timestamp'") or time_of(doc.get("timestamp"), "'timestamp'") or ctx.now
     )
+    termination = sim.get("termination_reason")
     root = Span(
         id="task",
         type="task",
         name=f"tau2 {domain} task {task_key}",
         start_time=start.timestamp() if start else None,
         end_time=end.timestamp() if end else None,
+        metadata={"termination_reason": termination} if isinstance(termination, str) and termination else {},
     )
-    llm = Span(id="llm", type="llm", parent_id="task", name="agent", input=messages, start_time=root.start_time)
+    llm = Span(id="llm", type="llm", parent_id="task", name="agent", input=messages, start_time=root.start_time,
+               metadata=_agent_usage(raw, doc, sim))
+    spans = [root, llm]
+    reward = reward_info.get("reward")
+    if isinstance(reward, (int, float)) and not isinstance(reward, bool):  # an outcome score, never facet text
+        spans.append(Span(id="reward", type="score", parent_id="task", name="reward", output={"score": float(reward)}))
     return Trace(
         trace_id=f"tau2/{domain}/{sim_id}",
         project=ctx.project_for(sim.get("project", doc.get("project")), f"tau2-{domain}"),
         started_at=started_at,
-        spans=[root, llm],
+        spans=spans,
         format="tau2-bench",
         labels={
             "domain": domain,
@@ -132,3 +139,28 @@ def _tau2_trace(sim: Any, domain: str, tasks: dict[str, dict], doc: dict, ctx: C
             "task_id": task_id,
         },
     )
+
+
+def _agent_usage(raw: list, doc: dict, sim: dict) -> dict[str, Any]:
+    """The agent's model, calls, tokens and cost (the user simulator's are not the agent's)."""
+    calls = input_tokens = output_tokens = 0
+    for m in raw:
+        if isinstance(m, dict) and m.get("role") == "assistant":
+            calls += 1
+            usage = m.get("usage") if isinstance(m.get("usage"), dict) else {}
+            input_tokens += _int(usage.get("prompt_tokens"))
+            output_tokens += _int(usage.get("completion_tokens"))
+    meta: dict[str, Any] = {"llm_calls": calls}
+    if input_tokens or output_tokens:
+        meta["usage"] = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    agent = (doc.get("info") or {}).get("agent_info") if isinstance(doc.get("info"), dict) else None
+    if isinstance(agent, dict) and isinstance(agent.get("llm"), str):
+        meta["model"] = agent["llm"]
+    cost = sim.get("agent_cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+        meta["cost_usd"] = float(cost)
+    return meta
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0

@@ -45,12 +45,22 @@ def parse_tau_bench(obj: dict, ctx: Context) -> Trace:
     if actions is not None:
         labels["write_actions"] = write_actions(action_names(actions))
     root = Span(id="task", type="task", name=f"tau-bench task {task_id}")
-    llm = Span(id="llm", type="llm", parent_id="task", name="agent", input=messages)
+    # One span stands for the whole agent loop: one LLM call per assistant turn.
+    calls = sum(1 for m in messages if m.role == "assistant")
+    llm = Span(id="llm", type="llm", parent_id="task", name="agent", input=messages, metadata={"llm_calls": calls})
+    spans = [root, llm]
+    if _is_number(obj.get("reward")):  # the benchmark's verdict: an outcome score, never facet text
+        spans.append(Span(id="reward", type="score", parent_id="task", name="reward",
+                          output={"score": float(obj["reward"])}))
     return Trace(
         trace_id=f"tau-bench/{stem}/{task_id}/{trial}",
         project=ctx.project_for(obj.get("project"), f"tau-bench-{domain}"),
         started_at=ctx.now,  # the run files carry no timestamps
-        spans=[root, llm],
+        spans=spans,
         format="tau-bench",
         labels=labels,
     )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -58,7 +58,8 @@ def fit(blocks: list[Block], counts: list[int], budget: int) -> tuple[list[str],
     first_system = next((i for i, b in enumerate(blocks) if b.role == "system"), None)
     first_user = next((i for i, b in enumerate(blocks) if b.role == "user" and b.prose), None)
     final = next((i for i in reversed(range(n)) if blocks[i].role == "assistant" and blocks[i].prose), None)
-    for i in (first_user, final, first_system):
+    outcome = 0 if n and blocks[0].role == "outcome" else None  # the signals header: always kept
+    for i in (outcome, first_user, final, first_system):
         if i is not None:
             take(i, cap=budget // 4, partial=True)
     for i in reversed(range(n)):

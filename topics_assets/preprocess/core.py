@@ -21,8 +21,9 @@ from topics_assets.config import PreprocessSettings
 from topics_assets.preprocess.cap import fit
 from topics_assets.preprocess.custom import apply_custom, cached_custom
 from topics_assets.preprocess.redact import redact
+from topics_assets.preprocess.signals import HEADER_LABEL, Outcome, extract, header
 from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
-from topics_assets.preprocess.walk import conversation
+from topics_assets.preprocess.walk import Block, conversation
 from topics_assets.traces import Trace, sha256_text
 
 
@@ -39,6 +40,7 @@ class PreprocessedTrace:
     n_messages: int  # unique messages and tool results in the conversation
     redactions: dict[str, int] = field(default_factory=dict)
     truncated: bool = False
+    outcome: Outcome = field(default_factory=Outcome)  # signals from the whole trace (trace_outcomes)
 
 
 # ---------------------------------------------------------------------------
@@ -106,11 +108,16 @@ def preprocess(
     picks the messages or spans to keep; its errors raise CustomPreprocessorError.
     """
     n_spans = len(trace.spans)
+    # Outcome signals read the whole trace, before a custom preprocessor picks what the model reads.
+    outcome = extract(trace)
     if custom is None and settings.custom:
         custom = cached_custom(settings.custom)
     if custom is not None:
         trace = apply_custom(custom, trace, settings.custom or "")
     blocks, n_messages, cut = conversation(trace)
+    stated = header(outcome)
+    if stated:  # errors and an abnormal end lead the text (redacted and capped like any block)
+        blocks.insert(0, Block(HEADER_LABEL, stated, HEADER_LABEL))
     # Each block with the separator that follows it: their token counts add up
     # exactly to the joined text's (see _redact_blocks), one block's token ids
     # alive at a time however long the trace.
@@ -155,4 +162,5 @@ def preprocess(
         n_messages=n_messages,
         redactions=redactions,
         truncated=truncated,
+        outcome=outcome,
     )

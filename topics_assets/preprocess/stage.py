@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from topics_assets.config import Settings
 from topics_assets.preprocess.core import preprocess
 from topics_assets.preprocess.custom import CustomPreprocessorError, load_custom
+from topics_assets.preprocess.signals import extract
 from topics_assets.results import StageResult
 from topics_assets.store import Store, now_utc
 from topics_assets.traces import Trace
@@ -25,6 +26,7 @@ class PreprocessResult(StageResult):
     tokens_before: int = 0
     tokens_after: int = 0
     redactions: dict[str, int] = field(default_factory=dict)
+    with_errors: int = 0  # preprocessed traces with an error signal or an abnormal end (trace_outcomes)
     seconds: float = 0.0
 
 
@@ -37,6 +39,8 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
     rows: list[dict] = []
     counts: Counter[str] = Counter()
     redactions: Counter[str] = Counter()
+    outcomes: list[dict] = []
+    statuses: Counter[str] = Counter()
     tokens_before = tokens_after = 0
     for r in raw.itertuples(index=False):
         if r.done_hash == r.payload_hash and r.done_status == "ok" and r.done_preprocess_hash == settings_hash:
@@ -45,17 +49,23 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
         base = {"trace_id": r.trace_id, "project": r.project, "day": r.day, "started_at": r.started_at,
                 "format": r.format, "version": r.version, "payload_hash": r.payload_hash,
                 "preprocessed_at": now_utc(), "preprocess_hash": settings_hash}
+        trace = None
         try:
-            p = preprocess(Trace.from_json(r.payload), settings.preprocess, custom=custom)
+            trace = Trace.from_json(r.payload)
+            p = preprocess(trace, settings.preprocess, custom=custom)
         except CustomPreprocessorError as e:  # the user's callable: its own error and full traceback
             counts["failed"] += 1
             rows.append({**base, "status": "failed", "error": f"{e}\n{e.details}"})
+            _add_outcome(outcomes, r, trace)
             continue
         except Exception as e:  # one bad trace fails alone, with its reason
             counts["failed"] += 1
             rows.append({**base, "status": "failed",
                          "error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"})
+            _add_outcome(outcomes, r, trace)
             continue
+        outcomes.append({"project": r.project, "trace_id": r.trace_id, "day": r.day, **p.outcome.row()})
+        statuses[p.outcome.status] += 1
         counts["preprocessed"] += 1
         tokens_before += p.tokens_before
         tokens_after += p.tokens_after
@@ -64,6 +74,19 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
                      "n_messages": p.n_messages, "tokens_before": p.tokens_before, "tokens_after": p.tokens_after,
                      "truncated": p.truncated, "redactions": json.dumps(p.redactions), "status": "ok", "error": None})
     store.replace_traces(days, rows, keep=list(zip(raw.project, raw.trace_id)))
+    store.replace_outcomes(days, outcomes, keep=list(zip(raw.project, raw.trace_id)))
     return PreprocessResult(raw_traces=len(raw), preprocessed=counts["preprocessed"], unchanged=counts["unchanged"],
                             failed=counts["failed"], tokens_before=tokens_before, tokens_after=tokens_after,
-                            redactions=dict(redactions), seconds=round(time.monotonic() - t0, 3))
+                            redactions=dict(redactions), with_errors=statuses["error"],
+                            seconds=round(time.monotonic() - t0, 3))
+
+
+def _add_outcome(outcomes: list[dict], r, trace: Trace | None) -> None:
+    """Signals of a trace whose text failed still land, when the trace itself could be read."""
+    if trace is None:
+        return
+    try:
+        row = extract(trace).row()
+    except Exception:  # noqa: BLE001 - the trace's failure is already recorded with its reason
+        return
+    outcomes.append({"project": r.project, "trace_id": r.trace_id, "day": r.day, **row})

@@ -230,12 +230,14 @@ class _Walk:
             )
             self.from_messages.add(_Result(block, (content,)), m.tool_call_id)
             return
+        # In multi-agent traces the speaking agent's name stays beside its role: "[assistant planner]".
+        who = f"{m.role} {m.name}" if m.role == "assistant" and m.name else m.role
         if content.strip():
-            self.add(Block(m.role, content, m.role, prose=True))
+            self.add(Block(who, content, m.role, prose=True))
         for tc in m.tool_calls:
             if tc.get("id"):
                 self.call_names[tc["id"]] = tc["name"]
-            self.add(Block(f"{m.role} -> {tc['name']}", tc.get("arguments") or "{}", m.role))
+            self.add(Block(f"{who} -> {tc['name']}", tc.get("arguments") or "{}", m.role))
 
     def tool_span(self, span: Span) -> None:
         values = (span.error, span.output) if span.error else (span.output,)

@@ -26,6 +26,7 @@ from .schema import (
     FACET_COLUMNS,
     FAILURE_COLUMNS,
     MIGRATIONS,
+    OUTCOME_COLUMNS,
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     SCHEMA_VERSION,
@@ -302,6 +303,26 @@ class SQLStore:
                 self._stage(c, "t", df, "traces")
                 self._exec(c, _upsert("traces", TRACE_COLUMNS, ["project", "trace_id"],
                                       f"SELECT {', '.join(TRACE_COLUMNS)} FROM t"))
+
+        self._write(body)
+
+    def replace_outcomes(self, days: list[str], rows: list[dict], keep: list[tuple[str, str]]) -> None:
+        """Write outcome rows; drop rows of these days whose (project, trace_id) is not in `keep`."""
+        df = _rows(pd.DataFrame(rows, columns=OUTCOME_COLUMNS), ["project", "trace_id"])
+        kept = pd.DataFrame(keep, columns=["project", "trace_id"])
+        lists = {"error_kinds", "failed_tools", "models", "tools", "agents"}
+        select = ", ".join(f"{c}::TEXT[]" if c in lists else "day::DATE" if c == "day" else c
+                           for c in OUTCOME_COLUMNS)
+
+        def body(c) -> None:
+            self._stage(c, "kept", kept, "trace_outcomes")
+            self._exec(c, f"""DELETE FROM trace_outcomes WHERE {_in('day::VARCHAR')} AND NOT EXISTS (
+                SELECT 1 FROM kept WHERE kept.project = trace_outcomes.project
+                AND kept.trace_id = trace_outcomes.trace_id)""", [days])
+            if len(df):
+                self._stage(c, "o", df, "trace_outcomes")
+                self._exec(c, _upsert("trace_outcomes", OUTCOME_COLUMNS + ["extracted_at"], ["project", "trace_id"],
+                                      f"SELECT {select}, now() FROM o"))
 
         self._write(body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -127,6 +127,32 @@ CREATE TABLE IF NOT EXISTS classifications (
     classified_at TIMESTAMPTZ,
     PRIMARY KEY (project, trace_id, facet, generation)
 );
+-- Outcome signals per trace, read from its structure at preprocess (never by an LLM); join it with
+-- trace_topics on (project, trace_id).
+CREATE TABLE IF NOT EXISTS trace_outcomes (
+    project VARCHAR NOT NULL,
+    trace_id VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    status VARCHAR,              -- ok | error (an error signal or an abnormal end)
+    n_errors INTEGER,
+    error_kinds TEXT[],          -- timeout | http_error | exit_code | exception | error
+    errors JSON,                 -- [{source, name, kind, message, agent, count}]
+    failed_tools TEXT[],
+    termination_reason VARCHAR,
+    abnormal_end BOOLEAN,
+    scores JSON,                 -- {scorer or feedback name: value}; never shown to a facet model
+    duration_s DOUBLE PRECISION,
+    llm_calls INTEGER,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    cost_usd DOUBLE PRECISION,
+    cost_source VARCHAR,         -- trace (its usage fields) | price_map (litellm's, offline)
+    models TEXT[],
+    tools TEXT[],
+    agents TEXT[],
+    extracted_at TIMESTAMPTZ,
+    PRIMARY KEY (project, trace_id)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -187,10 +213,12 @@ def rebuild(*tables: str) -> list[str]:
 # same transaction. Version 1 is the schema released before versions were recorded (no
 # schema_version table); version 2 adds that table and a trace_topics view without DuckDB's QUALIFY,
 # both made by the DDL; version 3 scopes trace ids by project: every per-trace table is keyed by
-# (project, trace_id, ...), so the same id in two projects is two traces.
+# (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
+# trace_outcomes (made by the DDL; traces are preprocessed again, which fills it).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
+    4: [],
 }
 
 TRACE_COLUMNS = [
@@ -210,3 +238,8 @@ RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]
 QUARANTINE_COLUMNS = ["source", "line", "trace_id", "reason", "snippet"]
 CLASSIFICATION_COLUMNS = ["trace_id", "topic_id", "distance", "day"]
+OUTCOME_COLUMNS = [
+    "project", "trace_id", "day", "status", "n_errors", "error_kinds", "errors", "failed_tools", "termination_reason",
+    "abnormal_end", "scores", "duration_s", "llm_calls", "input_tokens", "output_tokens", "cost_usd", "cost_source",
+    "models", "tools", "agents",
+]

@@ -52,8 +52,11 @@ def test_tau_bench_file(data):
     assert t.trace_id == f"tau-bench/gpt-4o-airline/{raw[0]['task_id']}/{raw[0]['trial']}"
     assert t.project == "tau-bench-airline" and t.format == "tau-bench"
     assert t.started_at == NOW
-    assert [s.type for s in t.spans] == ["task", "llm"] and t.spans[1].parent_id == "task"
+    assert [s.type for s in t.spans] == ["task", "llm", "score"] and t.spans[1].parent_id == "task"
     assert len(t.spans[1].input) == len(raw[0]["traj"])
+    # The reward is a score span (outcome signals read it; the facet text never shows it).
+    assert [t.spans[2].output["score"] for t in traces] == [float(r["reward"]) for r in raw]
+    assert t.spans[1].metadata["llm_calls"] == sum(m["role"] == "assistant" for m in raw[0]["traj"])
     assert len({t.trace_id for t in traces}) == 200
 
     expected = Counter()
@@ -88,6 +91,12 @@ def test_tau2_files(data, domain, count):
         assert t.labels["domain"] == domain
         assert t.labels["reward"] == sim["reward_info"]["reward"]
         assert t.labels["termination_reason"] == sim["termination_reason"]
+        # What outcome signals read: the termination reason, the agent's usage and cost, the reward.
+        assert t.spans[0].metadata["termination_reason"] == sim["termination_reason"]
+        assert t.spans[1].metadata["cost_usd"] == sim["agent_cost"] and t.spans[1].metadata["model"] == "gpt-4.1"
+        assert t.spans[1].metadata["usage"]["input_tokens"] == sum(
+            (m.get("usage") or {}).get("prompt_tokens", 0) for m in sim["messages"] if m["role"] == "assistant")
+        assert t.spans[2].type == "score" and t.spans[2].output == {"score": sim["reward_info"]["reward"]}
 
     intents = Counter(t.labels["intent"] for t in traces)
     if domain == "telecom":

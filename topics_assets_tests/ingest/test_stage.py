@@ -13,7 +13,7 @@ from topics_assets.store import DuckDBStore
 
 INGEST_KEYS = {"loaded", "updated", "unchanged", "merged", "quarantined", "quarantine_reasons", "days", "projects"}
 PREPROCESS_KEYS = {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
-                   "redactions", "seconds"}
+                   "redactions", "with_errors", "seconds"}
 
 
 def test_stage_results_are_frozen_and_carry_the_run_metadata(settings, tmp_path):

@@ -180,7 +180,7 @@ def test_a_failing_custom_preprocessor_fails_that_trace_not_the_run(custom_modul
     store, days = _ingest(settings, tmp_path, ["a", "vip", "b"])
     meta = preprocess_days(store=store, settings=settings, days=days)
     assert set(meta.to_metadata()) == {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
-                         "redactions", "seconds"}
+                         "redactions", "with_errors", "seconds"}
     assert (meta.preprocessed, meta.failed) == (2, 1)
     assert meta.redactions == {"EMAIL": 2}  # counts reach run metadata
     rows = store.query_df("SELECT trace_id, status, error FROM traces ORDER BY trace_id")

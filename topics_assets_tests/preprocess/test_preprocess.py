@@ -94,7 +94,9 @@ def test_tool_results_show_once_and_errors_are_flagged():
         Span("t2", "tool", name="refund", error="Error: refund not allowed", start_time=3.5),
         Span("t3", "tool", name="notify", error="SMTP timeout", start_time=5),
     ]
-    text = preprocess(trace(spans), PreprocessSettings()).text
+    full = preprocess(trace(spans), PreprocessSettings()).text
+    head, text = full.split("\n\n", 1)  # the outcome header states each error once more, then the conversation
+    assert head.startswith("[outcome] Errors (2):") and "- tool refund failed (error): Error: refund not allowed" in head
     assert text.count("shipped") == 1 and '[tool get_order] {"status":"shipped"}' in text
     assert text.count("refund not allowed") == 1 and "[tool refund ERROR] Error: refund not allowed" in text
     assert "[tool notify ERROR] SMTP timeout" in text
