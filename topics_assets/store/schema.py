@@ -7,7 +7,7 @@ store made by an older release runs the DDL, then the steps after its version, a
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -109,8 +109,10 @@ CREATE TABLE IF NOT EXISTS topic_maps (
     centroid REAL[],
     examples TEXT[],
     status VARCHAR,          -- active | retired (a predecessor's topic with no match)
+    threshold DOUBLE PRECISION,  -- this topic's no_match distance (NULL: the generation's threshold)
     PRIMARY KEY (project, facet, generation, topic_id)
 );
+ALTER TABLE topic_maps ADD COLUMN IF NOT EXISTS threshold DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS classifications (
     trace_id VARCHAR NOT NULL,
     project VARCHAR NOT NULL,
@@ -143,7 +145,8 @@ WHERE newest = 1;
 # Statements that take a store from version v-1 to v, run after the (idempotent) DDL above.
 # Version 1 is the schema released before versions were recorded (no schema_version table);
 # version 2 adds that table and a trace_topics view without DuckDB's QUALIFY, both made by the DDL.
-MIGRATIONS: dict[int, list[str]] = {2: []}
+# Version 3 adds topic_maps.threshold (per-topic no_match distance), made by the DDL's ALTER.
+MIGRATIONS: dict[int, list[str]] = {2: [], 3: []}
 
 TRACE_COLUMNS = [
     "trace_id", "project", "day", "started_at", "format", "version", "payload_hash", "content", "content_hash",
@@ -156,7 +159,7 @@ FACET_COLUMNS = [
 ]
 TOPIC_COLUMNS = [
     "project", "facet", "generation", "topic_id", "name", "description", "keywords", "size", "centroid",
-    "examples", "status",
+    "examples", "status", "threshold",
 ]
 RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "payload", "payload_hash"]
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]

@@ -39,16 +39,42 @@ def dedupe_names(names: list[str]) -> list[str]:
 
 
 def name_with_keywords(topics: list[Topic]) -> None:
-    # A cluster that is mostly one repeated text ("No issues observed.") is best named by that text.
-    names = dedupe_names([_clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords) for t in topics])
+    """A cluster that is mostly one repeated text ("No issues observed.") is named by that text, the
+    others by their keywords; names that would read the same get the keywords that set them apart."""
+    names = [_clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords) for t in topics]
+    names = dedupe_names(distinguish(names, [t.keywords for t in topics]))
     for t, name in zip(topics, names):
         t.name = name
         t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
 
 
+def distinguish(names: list[str], keywords: list[list[str]], n: int = 2) -> list[str]:
+    """Each name shared by several topics gets, in brackets, up to `n` of that topic's keywords that
+    none of the others sharing it has (so eight "Agent could not fully resolve..." read apart)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name.lower(), []).append(i)
+    out = list(names)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for i in members:
+            others = {w for j in members if j != i for w in keywords[j]}
+            own = [w for w in keywords[i] if w not in others and w.lower() not in names[i].lower()][:n]
+            if own:
+                out[i] = f"{names[i]} ({', '.join(own)})"
+    return out
+
+
 def _clip(text: str, n: int) -> str:
+    """At most n characters, cut at a word boundary (a word is never cut in half)."""
     text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    if " " in cut and not text[n - 1].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 NAME_MAX_WORDS = 8
