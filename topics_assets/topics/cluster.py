@@ -41,12 +41,13 @@ def default_min_cluster_size(n: int) -> int:
 
 
 def min_cluster_size_candidates(n: int) -> list[int]:
-    """Sizes from 5 up to a tenth of the sample (at most 1,000), each about 1.4x the last: fine sets
-    (~30 a class) and coarse ones (~1,000 a class) both have their right size among them."""
+    """Sizes from 10 (BERTopic's default; below it templated texts shatter into near-copies) up to a
+    tenth of the sample (at most 1,000), each about 1.4x the last: fine sets (~30 a class) and coarse
+    ones (~1,000 a class) both have their right size among them."""
     out, k = [], 0
     while True:
-        m = int(round(5 * 2 ** (k / 2)))
-        if m > max(5, min(n // 10, 1_000)):
+        m = int(round(10 * 2 ** (k / 2)))
+        if m > max(10, min(n // 10, 1_000)):
             return out
         out.append(m)
         k += 1

@@ -38,19 +38,24 @@ def dedupe_names(names: list[str]) -> list[str]:
     return out
 
 
+NAME_MAX_CHARS = 48  # what `topics maps` shows of a name
+
+
 def name_with_keywords(topics: list[Topic]) -> None:
     """A cluster that is mostly one repeated text ("No issues observed.") is named by that text, the
     others by their keywords; names that would read the same get the keywords that set them apart."""
-    names = [_clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords) for t in topics]
-    names = dedupe_names(distinguish(names, [t.keywords for t in topics]))
+    bases = [t.dominant_text if t.dominant_text else keyword_name(t.keywords) for t in topics]
+    names = dedupe_names(distinguish(bases, [t.keywords for t in topics]))
     for t, name in zip(topics, names):
         t.name = name
         t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
 
 
-def distinguish(names: list[str], keywords: list[list[str]], n: int = 2) -> list[str]:
-    """Each name shared by several topics gets, in brackets, up to `n` of that topic's keywords that
-    none of the others sharing it has (so eight "Agent could not fully resolve..." read apart)."""
+def distinguish(texts: list[str], keywords: list[list[str]], max_chars: int = NAME_MAX_CHARS, n: int = 2) -> list[str]:
+    """Names of at most `max_chars`, cut at word boundaries. Texts that would read the same get, in
+    brackets, up to `n` of their own keywords that none of the others has (the text cut shorter to
+    make room), so eight "Agent could not fully resolve..." topics read apart."""
+    names = [_clip(t, max_chars) for t in texts]
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(name.lower(), []).append(i)
@@ -62,7 +67,8 @@ def distinguish(names: list[str], keywords: list[list[str]], n: int = 2) -> list
             others = {w for j in members if j != i for w in keywords[j]}
             own = [w for w in keywords[i] if w not in others and w.lower() not in names[i].lower()][:n]
             if own:
-                out[i] = f"{names[i]} ({', '.join(own)})"
+                suffix = f" ({', '.join(own)})"
+                out[i] = _clip(texts[i], max(12, max_chars - len(suffix))) + suffix
     return out
 
 
