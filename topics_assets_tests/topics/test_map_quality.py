@@ -75,7 +75,7 @@ def test_same_seed_gives_the_same_maps(two_demo_stores):
 
 def test_trace_topics_agree_with_the_fit_on_the_maps_own_sample(banking77_embedded, tmp_path):
     train, vectors, *_ = banking77_embedded
-    train = train.groupby("category").head(30).reset_index(drop=True)
+    train = train.groupby("category").head(30)
     vectors = vectors[train.index.to_numpy()]
     settings = load_settings(env={})
     settings.home = str(tmp_path)
