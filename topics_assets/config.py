@@ -134,7 +134,10 @@ class ClusterSettings(_Settings):
     random_state: int = 42
     threshold: float | None = Field(default=None, description="Cosine distance beyond which a trace is no_match; "
                                                               "None = from the map's own distances.")
-    threshold_quantile: float = 0.95
+    threshold_quantile: float = Field(default=0.99, description="Per topic: the share of its own members' "
+                                      "distances inside its threshold.")
+    merge_similarity: float = Field(default=0.97, description="Clusters whose centroids are at least this alike "
+                                    "(cosine) are merged into one topic.")
     match_min_similarity: float = Field(default=0.75, description="Id matching across generations.")
 
 

@@ -477,7 +477,7 @@ class SQLStore:
                 self._stage(c, "tm", tdf, "topic_maps")
                 self._exec(c, f"""INSERT INTO topic_maps ({', '.join(TOPIC_COLUMNS)})
                     SELECT project, facet, generation, topic_id, name, description, keywords::TEXT[], size,
-                           centroid::REAL[], examples::TEXT[], status FROM tm""")
+                           centroid::REAL[], examples::TEXT[], status, threshold FROM tm""")
 
         self._write(body)
 

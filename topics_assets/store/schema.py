@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -114,8 +114,10 @@ CREATE TABLE IF NOT EXISTS topic_maps (
     centroid REAL[],
     examples TEXT[],
     status VARCHAR,          -- active | retired (a predecessor's topic with no match)
+    threshold DOUBLE PRECISION,  -- this topic's no_match distance (NULL: the generation's threshold)
     PRIMARY KEY (project, facet, generation, topic_id)
 );
+ALTER TABLE topic_maps ADD COLUMN IF NOT EXISTS threshold DOUBLE PRECISION;
 CREATE TABLE IF NOT EXISTS classifications (
     trace_id VARCHAR NOT NULL,
     project VARCHAR NOT NULL,
@@ -214,11 +216,13 @@ def rebuild(*tables: str) -> list[str]:
 # schema_version table); version 2 adds that table and a trace_topics view without DuckDB's QUALIFY,
 # both made by the DDL; version 3 scopes trace ids by project: every per-trace table is keyed by
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
-# trace_outcomes (made by the DDL; traces are preprocessed again, which fills it).
+# trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
+# topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
     4: [],
+    5: [],
 }
 
 TRACE_COLUMNS = [
@@ -232,7 +236,7 @@ FACET_COLUMNS = [
 ]
 TOPIC_COLUMNS = [
     "project", "facet", "generation", "topic_id", "name", "description", "keywords", "size", "centroid",
-    "examples", "status",
+    "examples", "status", "threshold",
 ]
 RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "payload", "payload_hash"]
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]

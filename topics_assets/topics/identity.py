@@ -23,6 +23,7 @@ class PreviousTopic:
     keywords: tuple[str, ...]
     centroid: np.ndarray
     examples: tuple[str, ...]
+    threshold: float | None = None  # None: the generation's
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,16 @@ class PreviousMap:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack([t.centroid for t in self.topics]).astype(np.float32)
 
+    @property
+    def thresholds(self) -> np.ndarray:
+        return np.array([self.threshold if t.threshold is None else t.threshold for t in self.topics], dtype=np.float32)
+
     @classmethod
     def from_rows(cls, generation: int, threshold: float | None, rows: Any) -> PreviousMap:
         """From `topic_maps` rows as `Store.load_topics` returns them (a DataFrame)."""
         topics = tuple(PreviousTopic(r.topic_id, r.name, r.description, tuple(r.keywords),
-                                     np.asarray(r.centroid, dtype=np.float32), tuple(r.examples))
+                                     np.asarray(r.centroid, dtype=np.float32), tuple(r.examples),
+                                     _threshold(getattr(r, "threshold", None)))
                        for r in rows.itertuples(index=False))
         return cls(generation, float(threshold or 1.0), topics)
 
@@ -91,7 +97,7 @@ def assign_ids(previous: PreviousMap | None, new: TopicMap, sample_vectors: np.n
     ids: dict[int, str] = {}
     retired: list[dict] = []
     if previous is not None and previous.topics:
-        prev_idx, _ = classify_vectors(sample_vectors, previous.centroids, previous.threshold)
+        prev_idx, _ = classify_vectors(sample_vectors, previous.centroids, previous.thresholds)
         prev_members = [set(np.flatnonzero(prev_idx == j).tolist()) for j in range(len(previous.topics))]
         new_members = [set(np.flatnonzero(new.labels == t.index).tolist()) for t in new.topics]
         assignment = match_ids(previous.centroids, prev_members, new.centroids, new_members, min_similarity)
@@ -99,7 +105,8 @@ def assign_ids(previous: PreviousMap | None, new: TopicMap, sample_vectors: np.n
         kept = set(ids.values())
         retired = [{"project": project, "facet": facet, "generation": generation, "topic_id": p.topic_id,
                     "name": p.name, "description": p.description, "keywords": list(p.keywords), "size": 0,
-                    "centroid": p.centroid.tolist(), "examples": list(p.examples), "status": "retired"}
+                    "centroid": p.centroid.tolist(), "examples": list(p.examples), "status": "retired",
+                    "threshold": p.threshold}
                    for p in previous.topics if p.topic_id not in kept]
     n_matched = len(ids)
     for topic in sorted(new.topics, key=lambda t: -t.size):
@@ -108,5 +115,14 @@ def assign_ids(previous: PreviousMap | None, new: TopicMap, sample_vectors: np.n
             next_number += 1
     topics = [{"project": project, "facet": facet, "generation": generation, "topic_id": ids[t.index],
                "name": t.name, "description": t.description, "keywords": t.keywords, "size": t.size,
-               "centroid": t.centroid.tolist(), "examples": t.examples, "status": "active"} for t in new.topics]
+               "centroid": t.centroid.tolist(), "examples": t.examples, "status": "active",
+               "threshold": new.threshold if t.threshold is None else t.threshold} for t in new.topics]
     return IdentityAssignment(tuple(topics), tuple(retired), n_matched, generation)
+
+
+def _threshold(value) -> float | None:
+    """A stored per-topic threshold, or None where the row has none (NULL, NaN, a map made before v3)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else value

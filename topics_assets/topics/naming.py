@@ -27,28 +27,67 @@ def keyword_name(keywords: list[str], n: int = 3) -> str:
     return " / ".join(keywords[:n]) if keywords else "unnamed topic"
 
 
-def dedupe_names(names: list[str]) -> list[str]:
-    """Make names unique by suffixing repeats with (2), (3), ..."""
+def dedupe_names(names: list[str], max_chars: int | None = None) -> list[str]:
+    """Make names unique by suffixing repeats with (2), (3), ... (cut to make room within `max_chars`)."""
     seen: dict[str, int] = {}
     out = []
     for name in names:
         key = name.lower()
         seen[key] = seen.get(key, 0) + 1
-        out.append(name if seen[key] == 1 else f"{name} ({seen[key]})")
+        suffix = f" ({seen[key]})"
+        if seen[key] == 1:
+            out.append(name)
+        else:
+            out.append((_clip(name, max_chars - len(suffix)) if max_chars else name) + suffix)
     return out
 
 
+NAME_MAX_CHARS = 48  # what `topics maps` shows of a name
+
+
 def name_with_keywords(topics: list[Topic]) -> None:
-    # A cluster that is mostly one repeated text ("No issues observed.") is best named by that text.
-    names = dedupe_names([_clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords) for t in topics])
+    """A cluster that is mostly one repeated text ("No issues observed.") is named by that text, the
+    others by their keywords; names that would read the same get the keywords that set them apart."""
+    bases = [t.dominant_text if t.dominant_text else keyword_name(t.keywords) for t in topics]
+    names = dedupe_names(distinguish(bases, [t.keywords for t in topics]), NAME_MAX_CHARS)
     for t, name in zip(topics, names):
         t.name = name
         t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
 
 
+def distinguish(texts: list[str], keywords: list[list[str]], max_chars: int = NAME_MAX_CHARS, n: int = 2) -> list[str]:
+    """Names of at most `max_chars`, cut at word boundaries. Texts that would read the same get, in
+    brackets, up to `n` of their own keywords that none of the others has (the text cut shorter to
+    make room), so eight "Agent could not fully resolve..." topics read apart."""
+    names = [_clip(t, max_chars) for t in texts]
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name.lower(), []).append(i)
+    out = list(names)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for i in members:
+            others = {w for j in members if j != i for w in keywords[j]}
+            own = [w for w in keywords[i] if w not in others and w.lower() not in names[i].lower()][:n]
+            while len(own) > 1 and len(", ".join(own)) > max_chars // 2:
+                own.pop()
+            own = [_clip(w, max_chars // 2) for w in own]
+            if own:
+                suffix = f" ({', '.join(own)})"
+                out[i] = _clip(texts[i], max(12, max_chars - len(suffix))) + suffix
+    return out
+
+
 def _clip(text: str, n: int) -> str:
+    """At most n characters, cut at a word boundary (a word is never cut in half)."""
     text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    if " " in cut and not text[n - 1].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 NAME_MAX_WORDS = 8

@@ -19,7 +19,8 @@ def resample_kept_share(vectors: np.ndarray, texts: list[str], settings: Cluster
     old = TopicMap.fit(vectors[a], [texts[i] for i in a], settings)
     new = TopicMap.fit(vectors[b], [texts[i] for i in b], settings)
     previous = PreviousMap(1, old.threshold, tuple(
-        PreviousTopic(f"old-{t.index}", "", "", tuple(t.keywords), t.centroid, tuple(t.examples)) for t in old.topics))
+        PreviousTopic(f"old-{t.index}", "", "", tuple(t.keywords), t.centroid, tuple(t.examples), t.threshold)
+        for t in old.topics))
     ids = assign_ids(previous, new, vectors[b], 1, settings.match_min_similarity, project="", facet="new")
     old_ids = {p.topic_id for p in previous.topics}
     kept = np.array([t["topic_id"] in old_ids for t in ids.topics])

@@ -147,7 +147,8 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
     info = {"project": project, "facet": facet, "embedding_model": model_id,
             "naming_engine": namer.engine, "n_facets": gate.unique_facets, "n_sampled": len(rows),
             "n_topics": len(tm.topics), "noise_share": tm.noise_share, "threshold": tm.threshold,
-            "params": {"min_cluster_size": tm.min_cluster_size, "n_neighbors": cs.n_neighbors,
+            "params": {"min_cluster_size": tm.min_cluster_size, "min_cluster_size_scores": {str(k): v for k, v in (tm.candidates or {}).items()},
+                       "cluster_noise_share": round(tm.cluster_noise_share, 4), "n_neighbors": cs.n_neighbors,
                        "n_components": cs.n_components, "sample_cap": cs.sample_cap}}
     # Another process may land a generation while this one fits: then match against that one instead.
     for _attempt in range(CONFLICT_RETRIES):
@@ -212,7 +213,8 @@ def classify_days(*, store: Store, settings: Settings, days: list[str], project:
             topics = store.load_topics(proj, facet, gen)
             rows, vectors = store.facet_vectors(info["embedding_model"], facet, project=proj, days=days)
             centroids = np.vstack(topics.centroid.tolist()).astype(np.float32)
-            idx, dist = classify_vectors(vectors, centroids, float(info["threshold"]))
+            previous = PreviousMap.from_rows(gen, info["threshold"], topics)
+            idx, dist = classify_vectors(vectors, centroids, previous.thresholds)
             ids = np.where(idx >= 0, topics.topic_id.to_numpy()[np.maximum(idx, 0)], NO_MATCH)
             df = pd.DataFrame({"trace_id": rows.trace_id, "topic_id": ids, "distance": dist.astype(float),
                                "day": rows.day})

@@ -37,7 +37,8 @@ def check_valid(tm: TopicMap, x: np.ndarray, n_topics: int) -> None:
     assert sum(t.size for t in tm.topics) + int((tm.labels < 0).sum()) == len(x)
     assert all(t.keywords and t.examples for t in tm.topics)
     idx, dist = tm.classify(x)
-    assert (idx >= 0).mean() > 0.9 and np.all(dist[idx >= 0] <= tm.threshold)
+    assert (idx >= 0).mean() > 0.9 and np.all(dist[idx >= 0] <= tm.thresholds[idx[idx >= 0]])
+    assert np.array_equal(idx, tm.labels)  # the map's labels are its own classification of the sample
 
 
 def test_sklearn_pca_and_kmeans_stand_in_for_umap_and_hdbscan():
