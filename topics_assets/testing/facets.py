@@ -15,7 +15,7 @@ def write_facet_vectors(store, model: str, texts: list[str], vectors: np.ndarray
     rows = [{"trace_id": tid, "facet": facet, "project": project, "day": day, "text": t, "text_hash": text_hash(t),
              "engine": "extractive", "model": "none", "content_hash": "c", "facets_hash": "f", "created_at": None}
             for tid, t in zip(ids, texts)]
-    store.write_facets([day], rows, [], live_ids=ids)
+    store.write_facets([day], rows, [], live=[(project, tid) for tid in ids])
     uniq = {r["text_hash"]: (r["text"], i) for i, r in enumerate(rows)}
     store.write_embeddings(model, list(uniq), [t for t, _ in uniq.values()],
                            np.asarray(vectors)[[i for _, i in uniq.values()]])

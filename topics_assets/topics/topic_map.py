@@ -84,17 +84,13 @@ class TopicMap:
         raw = _merge_near_identical(x, counts, result.labels, settings.merge_similarity)
         centroids = _centroids(x, counts, raw)
         thresholds = _thresholds(x, counts, raw, centroids, settings)
-        labels = raw
-        for _ in range(3):  # a topic that labels nothing is dropped and the rest classify again
-            idx, _ = classify_vectors(x, centroids, thresholds)
-            sizes = np.bincount(idx[idx >= 0], weights=counts[idx >= 0], minlength=len(centroids))
+        while True:  # a topic that labels nothing is dropped and the rest classify again, until none is empty
+            labels, _ = classify_vectors(x, centroids, thresholds)
+            sizes = np.bincount(labels[labels >= 0], weights=counts[labels >= 0], minlength=len(centroids))
             keep = sizes > 0
-            labels = idx
-            if keep.all():
+            if keep.all() or not keep.any():
                 break
-            remap = np.cumsum(keep) - 1
             centroids, thresholds = centroids[keep], thresholds[keep]
-            labels = np.where(idx >= 0, np.where(keep[np.maximum(idx, 0)], remap[np.maximum(idx, 0)], NOISE), NOISE)
         row_labels = labels[inverse]
         texts_list = [str(t) for t in keys]
         keywords = ctfidf_keywords(texts_list, row_labels, settings.n_keywords)
@@ -220,6 +216,12 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][min(np.searchsorted(cum, q), len(values) - 1)])
 
 
+# A member whose distance IS the quantile sits on the threshold; float32 products computed in other
+# block shapes (the fit's unique texts vs a day's rows) differ in the last bits, so without slack such
+# a member could fall out of its own topic at classification.
+THRESHOLD_SLACK = 1e-5
+
+
 def _thresholds(x: np.ndarray, counts: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
                 settings: ClusterSettings) -> np.ndarray:
     """Per topic: the `threshold_quantile` of its members' distances to its centroid, and at least half
@@ -238,7 +240,7 @@ def _thresholds(x: np.ndarray, counts: np.ndarray, labels: np.ndarray, centroids
         members = np.flatnonzero(labels == j)
         d = 1.0 - x[members] @ centroids[j]
         out[j] = max(_weighted_quantile(d, counts[members].astype(np.float64), settings.threshold_quantile),
-                     min(gaps[j] / 2.0, 1.0))
+                     min(gaps[j] / 2.0, 1.0)) + THRESHOLD_SLACK
     return out
 
 
