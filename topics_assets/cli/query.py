@@ -30,10 +30,25 @@ def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> No
     elif fmt == "json":
         click.echo(df.to_json(orient="records", date_format="iso", default_handler=str))
     else:
-        with_limit = df.head(limit)
+        with_limit = readable(df.head(limit))
         click.echo(with_limit.to_string(index=False, max_colwidth=60) if len(df) else "(no rows)")
         if len(df) > limit:
             click.echo(f"... {len(df) - limit} more rows (use --format csv for all)")
+
+
+def readable(df):
+    """Numbers as a person reads them: integer sums without `.0` (DuckDB's HUGEINT arrives as float),
+    other floats to 4 places with no `-0.0000`. Only for the table; csv and json keep the values."""
+    df = df.copy()
+    for col in df.columns:
+        if df[col].dtype.kind != "f":
+            continue
+        values = df[col].dropna()
+        if len(values) and (values == values.round()).all() and (values.abs() < 2 ** 53).all():
+            df[col] = df[col].astype("Int64")
+        else:
+            df[col] = df[col].round(4) + 0.0  # + 0.0 turns the -0.0 that rounding leaves into 0.0
+    return df
 
 
 @click.command()

@@ -87,3 +87,11 @@ def test_sql_is_read_only_unless_write_is_given(topics, tmp_path):
     assert done.exit_code == 0, done.output
     assert "may change the store" in done.stderr and "may change the store" not in done.stdout
     assert topics("sql", "SELECT count(*) AS n FROM raw_traces", "--format", "csv").output.splitlines() == ["n", "0"]
+
+
+def test_sql_table_prints_integer_sums_as_integers_and_no_negative_zero(topics):
+    out = topics("sql", "SELECT sum(x) AS total, avg(x) AS mean, -0.00000036 AS tiny, 1.5 AS half "
+                        "FROM (VALUES (40), (54)) t(x)").output
+    header, row = out.splitlines()
+    assert header.split() == ["total", "mean", "tiny", "half"]
+    assert row.split() == ["94", "47", "0.0", "1.5"]
