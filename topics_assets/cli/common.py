@@ -6,6 +6,9 @@ Dagster and the store are imported inside the openers, so `topics --help` stays 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -59,3 +62,36 @@ def print_table(header, rows) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for r in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def command(name: str) -> str:
+    """How to type this install's `name` (topics, dagster) here so that it runs as pasted: bare when
+    the shell finds this very one on PATH, else its path (`.venv/bin/topics` from the checkout)."""
+    exe = Path(sys.executable).parent / name
+    if not exe.exists():
+        return name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == exe.resolve():
+        return name
+    rel = os.path.relpath(exe, Path.cwd())
+    return shlex.quote(rel if not rel.startswith("..") else str(exe))
+
+
+def known_facet(settings: Settings, facet: str | None) -> str | None:
+    """An unknown --facet is an error that lists the facets that have maps."""
+    if facet is not None and facet not in settings.text_facet_names:
+        raise click.ClickException(f"unknown facet {facet!r}; facets with topic maps: "
+                                   f"{', '.join(settings.text_facet_names)}")
+    return facet
+
+
+def gate_advice(settings: Settings, gate, project: str, facet: str) -> str:
+    """What to do about unmet gates: the settings that lower them, or an ad hoc map of what there is."""
+    lower = []
+    if gate.traces < settings.gates.min_traces:
+        lower.append(f"TOPICS_MIN_TRACES={max(gate.traces, 1)}")
+    if gate.unique_facets < settings.gates.min_unique_facets:
+        lower.append(f"TOPICS_MIN_UNIQUE_FACETS={max(gate.unique_facets, 1)}")
+    how = (f"lower the gates ({' '.join(lower)} in the environment, or gates: in topics.yaml) and "
+           f"{command('topics')} run, or " if lower else "")
+    return f"{how}cluster what there is now: {command('topics')} cluster --project {shlex.quote(project)} --facet {facet}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..config import Settings
-from .common import defs_for, instance_for, pass_settings, register_projects, say, store_for
+from .common import command, defs_for, gate_advice, instance_for, pass_settings, register_projects, say, store_for
 from .query import print_maps
 
 
@@ -24,6 +24,12 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
     click.echo(f"processed {len(summary.days)} day(s); maps generated: {', '.join(summary.maps_generated) or 'none'}")
     for key, reason in summary.maps_skipped.items():
         click.echo(f"  {key}: no map yet ({reason})")
+    if summary.maps_skipped:
+        from ..topics.stage import gate_status
+
+        p, f = next(iter(summary.maps_skipped)).rsplit("/", 1)
+        gate = gate_status(store=store_for(settings), settings=settings, project=p, facet=f)
+        click.echo(f"  to get maps anyway: {gate_advice(settings, gate, p, f)}")
 
 
 def _run(settings: Settings, project: str | None, regenerate: bool = False):

@@ -95,3 +95,49 @@ def test_sql_table_prints_integer_sums_as_integers_and_no_negative_zero(topics):
     header, row = out.splitlines()
     assert header.split() == ["total", "mean", "tiny", "half"]
     assert row.split() == ["94", "47", "0.0", "1.5"]
+
+
+def _ingest_synthetic(topics, tmp_path, n: int) -> None:
+    path = tmp_path / f"synthetic-{n}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in generate_traces(n_traces=n, days=2, seed=5, project="shop")))
+    assert topics("ingest", str(path)).exit_code == 0
+
+
+def test_status_counts_ingested_traces_and_names_every_unmet_gate(topics, tmp_path):
+    _ingest_synthetic(topics, tmp_path, 30)
+    before_run = topics("status").output
+    row = next(line.split() for line in before_run.splitlines() if line.startswith("shop") and " task " in line)
+    assert row[:5] == ["shop", "task", "30", "0", "0"]  # ingested, not yet preprocessed
+    assert topics("run").exit_code == 0
+    out = topics("status").output
+    assert "below: traces 30/400, unique" in out
+    note = next(line for line in out.splitlines() if line.startswith("shop/task: no map yet"))
+    assert "30 traces in project 'shop', need 400" in note and "unique task facets in project 'shop', need 100" in note
+    assert "TOPICS_MIN_TRACES=30" in out and "TOPICS_MIN_UNIQUE_FACETS=" in out
+    assert "cluster --project shop --facet task" in out
+    why = topics("maps", "--facet", "issues").output
+    assert "shop / issues: no topic map yet, below the gates: 30 traces in project 'shop', need 400" in why
+    assert "cluster --project shop --facet issues" in why
+
+
+def test_status_says_a_map_exists_when_the_gates_were_lowered_for_it(topics, tmp_path, monkeypatch):
+    _ingest_synthetic(topics, tmp_path, 90)
+    monkeypatch.setenv("TOPICS_MIN_TRACES", "50")
+    monkeypatch.setenv("TOPICS_MIN_UNIQUE_FACETS", "20")
+    assert "acme" not in topics("run").output
+    monkeypatch.delenv("TOPICS_MIN_TRACES")
+    monkeypatch.delenv("TOPICS_MIN_UNIQUE_FACETS")
+    out = topics("status").output
+    row = next(line.split() for line in out.splitlines() if line.startswith("shop") and " task " in line)
+    assert row[-3] == "1" and row[-1] == "idle"  # generation 1 exists and is used
+    assert "shop/task: map generation 1 exists (made under lower gates) and stays in use; the data now misses: " \
+           "90 traces in project 'shop', need 400" in out
+    assert "gates_met" not in out and " no " not in out
+
+
+def test_an_unknown_facet_is_an_error(topics, tmp_path):
+    _ingest_synthetic(topics, tmp_path, 5)
+    for args in (("maps", "--facet", "tasks"), ("cluster", "--project", "shop", "--facet", "tasks")):
+        result = topics(*args)
+        assert result.exit_code != 0 and "unknown facet 'tasks'; facets with topic maps: task, sentiment, issues" \
+            in result.output, args
