@@ -299,10 +299,16 @@ def _coerce_env(model: BaseModel, leaf: str, value: str) -> Any:
     return None if allows_none and value.strip().lower() in ("", "none", "null") else value
 
 
+def config_file(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> str | None:
+    """The topics.yaml that load_settings reads: `path`, else $TOPICS_CONFIG, else ./topics.yaml if present."""
+    env = os.environ if env is None else env
+    return str(path or env.get("TOPICS_CONFIG") or ("topics.yaml" if Path("topics.yaml").exists() else "")) or None
+
+
 def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
     """Defaults, then topics.yaml (path, $TOPICS_CONFIG or ./topics.yaml), then env vars."""
     env = dict(os.environ if env is None else env)
-    path = path or env.get("TOPICS_CONFIG") or ("topics.yaml" if Path("topics.yaml").exists() else None)
+    path = config_file(path, env)
     data: dict[str, Any] = {}
     if path:
         p = Path(path)

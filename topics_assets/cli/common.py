@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -18,19 +19,70 @@ from ..config import Settings
 pass_settings = click.make_pass_decorator(Settings)
 
 
+CONFIG_FILE = "topics.config_file"  # click context meta: the topics.yaml this command read, if any
+
+# What `topics` writes as the dagster.yaml of an instance it makes: DuckDB's one writer at a time.
+INSTANCE_YAML = """# Dagster instance for Topics (SQLite storage in this folder)
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
+"""
+
+
+def quiet_dagster() -> None:
+    """Dagster's notices about its own APIs (beta, preview, superseded) are for this code's authors, not
+    for the person running `topics`."""
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
+
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def instance_for(settings: Settings):
-    """The Dagster instance: $DAGSTER_HOME, else ./dagster.yaml's directory, else one under $TOPICS_HOME."""
+    """The Dagster instance: $DAGSTER_HOME, else the checkout's (./dagster.yaml, whose history lives in
+    ./.topics) when the store's home is ./.topics, else one in <home>/dagster, so that another home
+    never shares the checkout's history."""
+    quiet_dagster()
     from dagster import DagsterInstance
 
     if not os.environ.get("DAGSTER_HOME"):
-        home = Path.cwd() if Path("dagster.yaml").exists() else Path(settings.home).resolve() / "dagster"
+        checkout = Path("dagster.yaml").exists() and Path(settings.home).resolve() == Path(".topics").resolve()
+        home = Path.cwd() if checkout else Path(settings.home).resolve() / "dagster"
         home.mkdir(parents=True, exist_ok=True)
         os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(Path(os.environ["DAGSTER_HOME"]).resolve())
     config = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
     if not config.exists():
-        config.write_text("# Dagster instance for Topics (defaults: SQLite storage in this folder)\n"
-                          "telemetry:\n  enabled: false\n")
+        config.write_text(INSTANCE_YAML)
     return DagsterInstance.get()
+
+
+def settings_env(settings: Settings) -> str:
+    """Environment assignments that give another process this command's settings, as pasted anywhere:
+    every TOPICS_* variable it was given, and its topics.yaml, home and database as absolute paths."""
+    from ..config import ENV_VARS
+
+    env = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
+    env["TOPICS_HOME"] = str(Path(settings.home).resolve())
+    if settings.database:
+        db = settings.database
+        env["TOPICS_DATABASE"] = db if "://" in db else str(Path(db).resolve())
+    ctx = click.get_current_context(silent=True)
+    config = ctx.find_root().meta.get(CONFIG_FILE) if ctx else None
+    if config:
+        env["TOPICS_CONFIG"] = str(Path(config).resolve())
+    return " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+
+
+def ui_command(settings: Settings) -> str:
+    """The `dagster dev` line that opens this command's store and Dagster instance with its settings."""
+    instance_for(settings)
+    return (f"{settings_env(settings)} DAGSTER_HOME={shlex.quote(os.environ['DAGSTER_HOME'])} "
+            f"{command('dagster')} dev -m topics_assets.definitions")
 
 
 def store_for(settings: Settings):
@@ -40,6 +92,7 @@ def store_for(settings: Settings):
 
 
 def defs_for(settings: Settings):
+    quiet_dagster()
     from ..definitions import build_defs
 
     return build_defs(settings)
