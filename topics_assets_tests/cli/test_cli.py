@@ -141,3 +141,14 @@ def test_an_unknown_facet_is_an_error(topics, tmp_path):
         result = topics(*args)
         assert result.exit_code != 0 and "unknown facet 'tasks'; facets with topic maps: task, sentiment, issues" \
             in result.output, args
+
+
+def test_ingest_groups_quarantine_reasons_by_kind_with_their_lines_per_file(topics, tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_text("\n".join([json.dumps(GOOD_CHAT), "{oops", json.dumps([1]), "{nope", "", "not json"]) + "\n")
+    two.write_text("{broken\n" + json.dumps({**GOOD_CHAT, "id": "chat-2"}) + "\n")
+    out = topics("ingest", str(one), str(two)).output.splitlines()
+    at = out.index(f"  quarantined in {one}:")
+    assert out[at + 1].startswith("    not valid JSON: 3 (lines 2, 4, 6)")
+    assert out[at + 2].startswith("    ") and "(line 3)" in out[at + 2]
+    assert out[at + 3] == f"  quarantined in {two}:" and out[at + 4] == "    not valid JSON: 1 (line 1)"
