@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -48,6 +49,20 @@ def recent_days(days_with_data: list[str], window: int, today: date | None = Non
     today = today or datetime.now(timezone.utc).date()
     first = (today - timedelta(days=window - 1)).isoformat()
     return [d for d in days_with_data if d >= first]
+
+
+def labelled_since(instance, days: list[str], timestamp: float) -> set[str]:
+    """Days whose classifications were materialized after `timestamp`: a run that came after a new map
+    (the CLI labels every day once its maps land) already used it, so a first `dagster dev`, whose
+    sensor cursor starts empty, does not re-label them."""
+    done = set()
+    for day in days:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("classifications"), asset_partitions=[day],
+                               after_timestamp=timestamp), limit=1).records
+        if records:
+            done.add(day)
+    return done
 
 
 def build_automation(settings: Settings) -> tuple[list, list]:
@@ -131,6 +146,11 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         days = recent_days(store.days_with_traces(), window)
         if not days:
             return SkipReason(f"no traces in the last {window} days to re-label")
+        done = labelled_since(context.instance, days, asset_event.timestamp)
+        days = [d for d in days if d not in done]
+        if not days:
+            return SkipReason(f"the last {window} days were labelled after this generation landed "
+                              f"(e.g. by `topics run` or `topics demo`); nothing to re-label")
         return RunRequest(run_key=f"backfill:{asset_event.run_id}:{asset_event.timestamp}", tags=day_range_tags(days))
 
     return [topic_map_gates, new_traces, backfill_after_new_map], [regenerate_topic_maps]
