@@ -148,7 +148,8 @@ class AutomationSettings(_Settings):
 class Settings(_Settings):
     home: str = ".topics"
     database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
-    partitions_start: str = "2025-01-01"
+    partitions_start: str | None = Field(default=None, description="First day partition (older traces are "
+                                         "quarantined). Default: the store's first day, today while it is empty.")
     default_project: str = "default"
     facets: list[FacetSpec] = Field(default_factory=lambda: [f.model_copy(deep=True) for f in BUILTIN_FACETS])
     llm: LLMSettings = Field(default_factory=LLMSettings)

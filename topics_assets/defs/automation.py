@@ -26,7 +26,7 @@ from dagster import (
 from ..topics.stage import gate_status
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, day_ranges, map_key
+from .partitions import PROJECTS, day_ranges, first_day, map_key
 from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
 from .runner import RANGE_END, RANGE_START, register_projects
 
@@ -67,6 +67,7 @@ def labelled_since(instance, days: list[str], timestamp: float) -> set[str]:
 
 def build_automation(settings: Settings) -> tuple[list, list]:
     interval = settings.automation.sensor_interval_s
+    first = first_day(settings)
 
     @sensor(job_name=GENERATE_TOPIC_MAPS, default_status=DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=interval,
@@ -105,6 +106,11 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         days = store.pending_days(preprocess_hash=settings.preprocess_hash())
         if not days:
             return SkipReason("no new or changed traces, nothing unlabelled")
+        early = [d for d in days if d < first]
+        days = [d for d in days if d >= first]
+        if not days:
+            return SkipReason(f"{len(early)} pending day(s) from {early[0]}, before the first day partition {first}: "
+                              "reload the code location, and the partitions start at the new first day")
         if in_flight(context.instance, PROCESS_DAYS):
             return SkipReason(f"{len(days)} day(s) pending; a {PROCESS_DAYS} run is already in flight")
         w, n = store.ingest_watermark()

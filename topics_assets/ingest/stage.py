@@ -41,7 +41,7 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     new ones (otlp.merge_exports) instead of replaced.
     """
     now = now or datetime.now(timezone.utc)
-    start = date.fromisoformat(settings.partitions_start)
+    start = date.fromisoformat(settings.partitions_start) if settings.partitions_start else None  # None: any day
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     lines: dict[str, dict[str, list[int | None]]] = {}
@@ -89,7 +89,7 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
                 on_record(str(path))
             if isinstance(item, Quarantined):
                 quarantine(item)
-            elif item.started_at.date() < start:
+            elif start is not None and item.started_at.date() < start:
                 quarantine(Quarantined(str(path), None, (
                     f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
                     "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
