@@ -21,15 +21,12 @@ pass_settings = click.make_pass_decorator(Settings)
 
 CONFIG_FILE = "topics.config_file"  # click context meta: the topics.yaml this command read, if any
 
-# What `topics` writes as the dagster.yaml of an instance it makes: DuckDB's one writer at a time.
-INSTANCE_YAML = """# Dagster instance for Topics (SQLite storage in this folder)
+# What `topics` writes as the dagster.yaml of an instance it makes. No pool limit: a CLI run killed
+# mid-step would keep its slot (no daemon frees it) and the next run would wait forever; two DuckDB
+# writers at once are safe anyway (the store waits out the other's lock).
+INSTANCE_YAML = """# Dagster instance for Topics (defaults: SQLite storage in this folder)
 telemetry:
   enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-  runs:
-    max_concurrent_runs: 4
 """
 
 
