@@ -81,8 +81,8 @@ def status(settings: Settings) -> None:
             rows.append((p, facet, ingested[p], st.traces, st.unique_facets, gates_cell(settings, st),
                          st.generation or "-", n_topics, st.state))
             if not st.ready:
-                now = (f"map generation {st.generation} exists (made under lower gates) and stays in use; "
-                       f"the data now misses: " if st.generation else "no map yet: ")
+                now = (f"map generation {st.generation} exists and stays in use (not regenerated until the gates "
+                       "are met); the data now misses: " if st.generation else "no map yet: ")
                 notes.append(f"{p}/{facet}: {now}{st.reason}")
                 if not st.generation:
                     notes.append(f"  {gate_advice(settings, st, p, facet)}")
