@@ -185,7 +185,8 @@ class ServeSettings(_Settings):
 class Settings(_Settings):
     home: str = ".topics"
     database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
-    partitions_start: str = "2025-01-01"
+    partitions_start: str | None = Field(default=None, description="First day partition (older traces are "
+                                         "quarantined). Default: the store's first day, today while it is empty.")
     default_project: str = "default"
     facets: list[FacetSpec] = Field(default_factory=lambda: [f.model_copy(deep=True) for f in BUILTIN_FACETS])
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -350,10 +351,16 @@ def _coerce_env(model: BaseModel, leaf: str, value: str) -> Any:
     return None if allows_none and value.strip().lower() in ("", "none", "null") else value
 
 
+def config_file(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> str | None:
+    """The topics.yaml that load_settings reads: `path`, else $TOPICS_CONFIG, else ./topics.yaml if present."""
+    env = os.environ if env is None else env
+    return str(path or env.get("TOPICS_CONFIG") or ("topics.yaml" if Path("topics.yaml").exists() else "")) or None
+
+
 def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
     """Defaults, then topics.yaml (path, $TOPICS_CONFIG or ./topics.yaml), then env vars."""
     env = dict(os.environ if env is None else env)
-    path = path or env.get("TOPICS_CONFIG") or ("topics.yaml" if Path("topics.yaml").exists() else None)
+    path = config_file(path, env)
     data: dict[str, Any] = {}
     if path:
         p = Path(path)

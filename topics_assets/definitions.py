@@ -9,11 +9,13 @@ from .defs.adhoc import build_adhoc_job
 from .defs.assets import build_assets
 from .defs.automation import build_automation
 from .defs.jobs import build_jobs
+from .defs.partitions import with_first_day
 from .defs.resources import build_resources
 from .defs.spool import build_spool_sensor
 
 
 def build_defs(settings: Settings) -> Definitions:
+    settings = with_first_day(settings)
     sensors, schedules = build_automation(settings)
     return Definitions(
         assets=build_assets(settings),

@@ -11,8 +11,9 @@ import warnings
 
 import click
 
-from ..config import ConfigError, load_settings
+from ..config import ConfigError, config_file, load_settings
 from . import cluster, ingest, query, run, serve
+from .common import CONFIG_FILE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,7 +36,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics sql "SELECT * FROM trace_topics LIMIT 5"
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # No download or weight-loading progress bars from the embedding model's libraries on the user's terminal.
+    for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+    ctx.meta[CONFIG_FILE] = config_file(config_path)  # the UI hint hands the same file to `dagster dev`
     try:
         ctx.obj = load_settings(config_path)
     except ConfigError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..config import Settings
-from .common import pass_settings, print_table, store_for
+from .common import known_facet, pass_settings, print_table, store_for
 
 
 @click.command()
@@ -25,6 +25,7 @@ def cluster(settings: Settings, project: str, facet: str, where: str | None, min
     from ..topics.stage import cluster_adhoc
     from ..store import QueryError
 
+    known_facet(settings, facet)
     try:
         result = cluster_adhoc(store=store_for(settings), settings=settings, project=project, facet=facet, where=where,
                                min_cluster_size=min_cluster_size, sample_cap=sample_cap)

@@ -46,13 +46,25 @@ def ingest(settings: Settings, paths: tuple[str, ...], project: str | None) -> N
                f"quarantined {summary['quarantined']}")
     if summary["merged"]:
         click.echo(f"  {summary['merged']} OTLP trace(s) had spans in more than one export; their spans were merged")
-    for reason, n in sorted(summary["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
-        click.echo(f"  quarantined {n}: {reason}")
+    for line in quarantine_report(summary["quarantine_lines"]):
+        click.echo(line)
     if summary["quarantined"]:
         click.echo("  details: topics sql \"SELECT source, line, reason FROM quarantine\"")
     if summary["days"]:
         click.echo(f"projects: {', '.join(summary['projects'])}; days {summary['days'][0]} .. {summary['days'][-1]}")
         click.echo("next: topics run")
+
+
+def quarantine_report(by_file: dict[str, dict[str, list]], shown: int = 10) -> list[str]:
+    """Per file, each kind of reason with its count and lines: `not valid JSON: 3 (lines 2, 4, 14)`."""
+    out = []
+    for path, kinds in by_file.items():
+        out.append(f"  quarantined in {path}:")
+        for kind, lines in sorted(kinds.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            known = sorted(n for n in lines if n is not None)
+            where = ", ".join(map(str, known[:shown])) + (f", ... {len(known) - shown} more" if len(known) > shown else "")
+            out.append(f"    {kind}: {len(lines)}" + (f" (line{'s' if len(known) > 1 else ''} {where})" if known else ""))
+    return out
 
 
 def _expand(paths) -> list[Path]:

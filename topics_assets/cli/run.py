@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
 
 from ..config import Settings
-from .common import defs_for, instance_for, pass_settings, register_projects, say, store_for
+from .common import command, defs_for, gate_advice, instance_for, pass_settings, register_projects, say, settings_env, store_for, ui_command
 from .query import print_maps
 
 
@@ -24,6 +23,12 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
     click.echo(f"processed {len(summary.days)} day(s); maps generated: {', '.join(summary.maps_generated) or 'none'}")
     for key, reason in summary.maps_skipped.items():
         click.echo(f"  {key}: no map yet ({reason})")
+    if summary.maps_skipped:
+        from ..topics.stage import gate_status
+
+        p, f = next(iter(summary.maps_skipped)).rsplit("/", 1)
+        gate = gate_status(store=store_for(settings), settings=settings, project=p, facet=f)
+        click.echo(f"  to get maps anyway: {gate_advice(settings, gate, p, f)}")
 
 
 def _run(settings: Settings, project: str | None, regenerate: bool = False):
@@ -67,7 +72,6 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     print_maps(settings, project, None, top=25)
     where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
     click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")
-    click.echo("Explore:\n  topics sql \"SELECT facet, topic_name, count(*) n FROM trace_topics GROUP BY facet, topic_name "
-               "ORDER BY n DESC LIMIT 20\"")
-    click.echo(f"Open the same data in the Dagster UI:\n  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
-               f"dagster dev -w workspace.yaml   (from the repository root; then http://127.0.0.1:3000)")
+    query = "SELECT facet, topic_name, count(*) n FROM trace_topics GROUP BY facet, topic_name ORDER BY n DESC LIMIT 20"
+    click.echo(f"Explore:\n  {settings_env(settings)} {command('topics')} sql \"{query}\"")
+    click.echo(f"Open the same data in the Dagster UI (http://127.0.0.1:3000; Ctrl-C stops it):\n  {ui_command(settings)}")

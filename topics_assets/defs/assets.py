@@ -1,13 +1,15 @@
 """The asset graph: traces -> facets -> facet_embeddings -> topic_map -> classifications.
 
 Each asset calls one stage and reports what it did as metadata. Daily assets run a whole
-backfill range in one run (their stages take a list of days). On DuckDB every asset that writes
+backfill range in one run, but call their stage day by day, so each day partition's
+materialization carries that day's own figures, not the run's totals. On DuckDB every asset that writes
 the file is in one pool (limit 1), so the daemon never runs two writers at once; on PostgreSQL
 they are in no pool, so several day partitions materialize at once.
 """
 
 
 import time
+from collections.abc import Callable
 
 from dagster import (
     AllPartitionMapping,
@@ -21,7 +23,9 @@ from dagster import (
 )
 
 from ..config import Settings
+from ..embed import make_embedder
 from ..embed.stage import embed_days
+from ..facets import make_engine
 from ..facets.stage import facet_days
 from ..preprocess.stage import preprocess_days
 from ..store import is_postgres_url
@@ -51,6 +55,17 @@ def _metadata(stats: dict, started: float) -> dict:
     return meta
 
 
+def per_day(context: AssetExecutionContext, stage: Callable[[str], object]) -> MaterializeResult:
+    """Run `stage` for each day of the run's range; each day partition gets its own result as metadata.
+
+    A single-run backfill materializes every day at once, and metadata returned once would be copied
+    to all of them: then each day would show the whole range's totals."""
+    for day in context.partition_keys:
+        t0 = time.monotonic()
+        context.add_asset_metadata(_metadata(stage(day).to_metadata(), t0), partition_key=day)
+    return MaterializeResult()
+
+
 def topics_markdown(topics: list[dict], limit: int = 50) -> str:
     lines = ["| topic_id | name | size | keywords | example |", "|---|---|---|---|---|"]
     for t in sorted(topics, key=lambda t: -t["size"])[:limit]:
@@ -70,32 +85,33 @@ def build_assets(settings: Settings) -> list:
                        "that a facet model sees (table `traces`).")
     def traces(context: AssetExecutionContext, store: TopicsStoreResource,
                settings: TopicsSettingsResource) -> MaterializeResult:
-        t0 = time.monotonic()
-        result = preprocess_days(store=store.get_store(), settings=settings.get_settings(),
-                                 days=context.partition_keys)
-        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
+        db, cfg = store.get_store(), settings.get_settings()
+        return per_day(context, lambda day: preprocess_days(store=db, settings=cfg, days=[day]))
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[traces], **common,
            description="One summary per (trace, facet), all facets of a trace from one LLM call, or "
                        "extractive offline (table `facets`). Unchanged traces cost nothing.")
     def facets(context: AssetExecutionContext, store: TopicsStoreResource,
                settings: TopicsSettingsResource) -> MaterializeResult:
-        t0 = time.monotonic()
-        result = facet_days(store=store.get_store(), settings=settings.get_settings(),
-                            days=context.partition_keys)
-        if result.failed:
-            context.log.warning(f"{result.failed} traces failed faceting: {result.failures_by_reason}; "
-                                "they are retried on the next run")
-        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
+        db, cfg = store.get_store(), settings.get_settings()
+        engine = make_engine(cfg)  # one LLM client (limits, breaker) for the whole range
+
+        def one_day(day: str):
+            result = facet_days(store=db, settings=cfg, days=[day], engine=engine)
+            if result.failed:
+                context.log.warning(f"{day}: {result.failed} traces failed faceting: {result.failures_by_reason}; "
+                                    "they are retried on the next run")
+            return result
+
+        return per_day(context, one_day)
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[facets], **common,
            description="One vector per unique (model, facet text) (table `facet_embeddings`).")
     def facet_embeddings(context: AssetExecutionContext, store: TopicsStoreResource,
                          settings: TopicsSettingsResource) -> MaterializeResult:
-        t0 = time.monotonic()
-        result = embed_days(store=store.get_store(), settings=settings.get_settings(),
-                            days=context.partition_keys)
-        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
+        db, cfg = store.get_store(), settings.get_settings()
+        embedder = make_embedder(cfg.embedding)  # the model loads once for the whole range
+        return per_day(context, lambda day: embed_days(store=db, settings=cfg, days=[day], embedder=embedder))
 
     @asset(partitions_def=maps, deps=[AssetDep(facet_embeddings, partition_mapping=AllPartitionMapping())],
            **common,
@@ -126,9 +142,7 @@ def build_assets(settings: Settings) -> list:
                        "beyond the threshold; no LLM call (table `classifications`, view `trace_topics`).")
     def classifications(context: AssetExecutionContext, store: TopicsStoreResource,
                         settings: TopicsSettingsResource) -> MaterializeResult:
-        t0 = time.monotonic()
-        result = classify_days(store=store.get_store(), settings=settings.get_settings(),
-                               days=context.partition_keys)
-        return MaterializeResult(metadata=_metadata(result.to_metadata(), t0))
+        db, cfg = store.get_store(), settings.get_settings()
+        return per_day(context, lambda day: classify_days(store=db, settings=cfg, days=[day]))
 
     return [traces, facets, facet_embeddings, topic_map, classifications]

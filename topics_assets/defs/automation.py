@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -25,7 +26,7 @@ from dagster import (
 from ..topics.stage import gate_status
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, day_ranges, map_key
+from .partitions import PROJECTS, day_ranges, first_day, map_key
 from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
 from .runner import RANGE_END, RANGE_START, register_projects
 
@@ -50,8 +51,23 @@ def recent_days(days_with_data: list[str], window: int, today: date | None = Non
     return [d for d in days_with_data if d >= first]
 
 
+def labelled_since(instance, days: list[str], timestamp: float) -> set[str]:
+    """Days whose classifications were materialized after `timestamp`: a run that came after a new map
+    (the CLI labels every day once its maps land) already used it, so a first `dagster dev`, whose
+    sensor cursor starts empty, does not re-label them."""
+    done = set()
+    for day in days:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("classifications"), asset_partitions=[day],
+                               after_timestamp=timestamp), limit=1).records
+        if records:
+            done.add(day)
+    return done
+
+
 def build_automation(settings: Settings) -> tuple[list, list]:
     interval = settings.automation.sensor_interval_s
+    first = first_day(settings)
 
     @sensor(job_name=GENERATE_TOPIC_MAPS, default_status=DefaultSensorStatus.RUNNING,
             minimum_interval_seconds=interval,
@@ -90,6 +106,11 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         days = store.pending_days(preprocess_hash=settings.preprocess_hash())
         if not days:
             return SkipReason("no new or changed traces, nothing unlabelled")
+        early = [d for d in days if d < first]
+        days = [d for d in days if d >= first]
+        if not days:
+            return SkipReason(f"{len(early)} pending day(s) from {early[0]}, before the first day partition {first}: "
+                              "reload the code location, and the partitions start at the new first day")
         if in_flight(context.instance, PROCESS_DAYS):
             return SkipReason(f"{len(days)} day(s) pending; a {PROCESS_DAYS} run is already in flight")
         w, n = store.ingest_watermark()
@@ -131,6 +152,11 @@ def build_automation(settings: Settings) -> tuple[list, list]:
         days = recent_days(store.days_with_traces(), window)
         if not days:
             return SkipReason(f"no traces in the last {window} days to re-label")
+        done = labelled_since(context.instance, days, asset_event.timestamp)
+        days = [d for d in days if d not in done]
+        if not days:
+            return SkipReason(f"the last {window} days were labelled after this generation landed "
+                              f"(e.g. by `topics run` or `topics demo`); nothing to re-label")
         return RunRequest(run_key=f"backfill:{asset_event.run_id}:{asset_event.timestamp}", tags=day_range_tags(days))
 
     return [topic_map_gates, new_traces, backfill_after_new_map], [regenerate_topic_maps]

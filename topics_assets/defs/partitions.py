@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
+from pathlib import Path
 
 from dagster import (
     DailyPartitionsDefinition,
@@ -13,13 +14,35 @@ from dagster import (
 )
 
 from ..config import Settings
+from ..store import is_postgres_url, open_store
 
 PROJECTS = DynamicPartitionsDefinition(name="projects")
+STORE_READ_WAIT_S = 60.0  # loading the definitions waits this long for a writer's lock
+
+
+def first_day(settings: Settings) -> str:
+    """partitions_start, else the first day the store holds traces for, else today.
+
+    The catalog then starts where the data does instead of reading "0% filled" over empty days;
+    an older trace ingested later moves the start back the next time the definitions load."""
+    if settings.partitions_start:
+        return settings.partitions_start
+    today = datetime.now(timezone.utc).date().isoformat()
+    database = settings.database_path
+    if not is_postgres_url(database) and not Path(database).exists():
+        return today  # no store yet: do not create one just to read it
+    days = open_store(database, lock_wait_s=STORE_READ_WAIT_S).days_with_traces()
+    return min(days) if days else today
+
+
+def with_first_day(settings: Settings) -> Settings:
+    """The settings with partitions_start resolved, so every partitioned definition agrees on it."""
+    return settings.model_copy(update={"partitions_start": first_day(settings)})
 
 
 def daily_partitions(settings: Settings) -> DailyPartitionsDefinition:
     # end_offset=1: today's traces have a partition while the day is still running.
-    return DailyPartitionsDefinition(start_date=settings.partitions_start, timezone="UTC", end_offset=1)
+    return DailyPartitionsDefinition(start_date=first_day(settings), timezone="UTC", end_offset=1)
 
 
 def map_partitions(settings: Settings) -> MultiPartitionsDefinition:

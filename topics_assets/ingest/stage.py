@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from topics_assets.store import Store, TraceKey
 from topics_assets.traces import Quarantined, Trace, sha256_text
 
 INGEST_BATCH = 2_000
+LINE_PREFIX = re.compile(r"^line \d+: ")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class IngestResult(StageResult):
     merged: int = 0  # OTLP traces whose spans joined ones stored or seen earlier
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    quarantine_lines: dict[str, dict[str, list[int | None]]] = field(default_factory=dict)  # file -> kind -> lines
     days: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
 
@@ -39,9 +42,10 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     with the new ones (otlp.merge_exports) instead of replaced.
     """
     now = now or datetime.now(timezone.utc)
-    start = date.fromisoformat(settings.partitions_start)
+    start = date.fromisoformat(settings.partitions_start) if settings.partitions_start else None  # None: any day
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    lines: dict[str, dict[str, list[int | None]]] = {}
     rows: list[dict] = []
     quarantined: list[dict] = []
     days: set[str] = set()
@@ -75,7 +79,9 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
 
     def quarantine(q: Quarantined) -> None:
         counts["quarantined"] += 1
-        reasons[q.reason.split(":")[0][:80]] += 1
+        kind = LINE_PREFIX.sub("", q.reason).split(":")[0][:80]  # "line 4: not valid JSON: ..." -> "not valid JSON"
+        reasons[kind] += 1
+        lines.setdefault(str(q.source), {}).setdefault(kind, []).append(q.line)
         quarantined.append({"source": q.source, "line": q.line, "trace_id": q.trace_id, "reason": q.reason,
                             "snippet": q.snippet[:200]})
 
@@ -85,7 +91,7 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
                 on_record(str(path))
             if isinstance(item, Quarantined):
                 quarantine(item)
-            elif item.started_at.date() < start:
+            elif start is not None and item.started_at.date() < start:
                 quarantine(Quarantined(str(path), None, (
                     f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "
                     "(set TOPICS_PARTITIONS_START or partitions_start in topics.yaml)"), "", item.trace_id))
@@ -101,4 +107,4 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     flush()
     return IngestResult(loaded=counts["loaded"], updated=counts["updated"], unchanged=counts["unchanged"],
                         merged=counts["merged"], quarantined=counts["quarantined"],
-                        quarantine_reasons=dict(reasons), days=sorted(days), projects=sorted(projects))
+                        quarantine_reasons=dict(reasons), quarantine_lines=lines, days=sorted(days), projects=sorted(projects))

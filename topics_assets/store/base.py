@@ -492,6 +492,12 @@ class SQLStore:
         with self.conn() as c:
             return self._column(c, "SELECT DISTINCT project FROM raw_traces ORDER BY 1")
 
+    def ingested_counts(self) -> dict[str, int]:
+        """Traces ingested per project (raw_traces), preprocessed or not."""
+        with self.conn() as c:
+            rows = self._exec(c, "SELECT project, count(*) FROM raw_traces GROUP BY 1").fetchall()
+        return {p: int(n) for p, n in rows}
+
     def days_with_traces(self, project: str | None = None) -> list[str]:
         sql = "SELECT DISTINCT day::VARCHAR FROM raw_traces"
         params: list[Any] = []

@@ -38,13 +38,15 @@ class GateStatus(StageResult):
 
 
 def gate_status(*, store: Store, settings: Settings, project: str, facet: str) -> GateStatus:
+    """Every gate the data misses is named in `reason`, not only the first."""
     counts = store.gate_counts(project, facet)
-    reason = None
+    unmet = []
     if counts["traces"] < settings.gates.min_traces:
-        reason = f"{counts['traces']} traces in project {project!r}, need {settings.gates.min_traces}"
-    elif counts["unique_facets"] < settings.gates.min_unique_facets:
-        reason = (f"{counts['unique_facets']} unique {facet} facets in project {project!r}, "
-                  f"need {settings.gates.min_unique_facets}")
+        unmet.append(f"{counts['traces']} traces in project {project!r}, need {settings.gates.min_traces}")
+    if counts["unique_facets"] < settings.gates.min_unique_facets:
+        unmet.append(f"{counts['unique_facets']} unique {facet} facets in project {project!r}, "
+                     f"need {settings.gates.min_unique_facets}")
+    reason = "; ".join(unmet) or None
     return GateStatus(counts["traces"], counts["unique_facets"], reason is None, reason)
 
 

@@ -87,3 +87,68 @@ def test_sql_is_read_only_unless_write_is_given(topics, tmp_path):
     assert done.exit_code == 0, done.output
     assert "may change the store" in done.stderr and "may change the store" not in done.stdout
     assert topics("sql", "SELECT count(*) AS n FROM raw_traces", "--format", "csv").output.splitlines() == ["n", "0"]
+
+
+def test_sql_table_prints_integer_sums_as_integers_and_no_negative_zero(topics):
+    out = topics("sql", "SELECT sum(x) AS total, avg(x) AS mean, -0.00000036 AS tiny, 1.5 AS half "
+                        "FROM (VALUES (40), (54)) t(x)").output
+    header, row = out.splitlines()
+    assert header.split() == ["total", "mean", "tiny", "half"]
+    assert row.split() == ["94", "47", "0.0", "1.5"]
+
+
+def _ingest_synthetic(topics, tmp_path, n: int) -> None:
+    path = tmp_path / f"synthetic-{n}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in generate_traces(n_traces=n, days=2, seed=5, project="shop")))
+    assert topics("ingest", str(path)).exit_code == 0
+
+
+def test_status_counts_ingested_traces_and_names_every_unmet_gate(topics, tmp_path):
+    _ingest_synthetic(topics, tmp_path, 30)
+    before_run = topics("status").output
+    row = next(line.split() for line in before_run.splitlines() if line.startswith("shop") and " task " in line)
+    assert row[:5] == ["shop", "task", "30", "0", "0"]  # ingested, not yet preprocessed
+    assert topics("run").exit_code == 0
+    out = topics("status").output
+    assert "below: traces 30/400, unique" in out
+    note = next(line for line in out.splitlines() if line.startswith("shop/task: no map yet"))
+    assert "30 traces in project 'shop', need 400" in note and "unique task facets in project 'shop', need 100" in note
+    assert "TOPICS_MIN_TRACES=30" in out and "TOPICS_MIN_UNIQUE_FACETS=" in out
+    assert "cluster --project shop --facet task" in out
+    why = topics("maps", "--facet", "issues").output
+    assert "shop / issues: no topic map yet, below the gates: 30 traces in project 'shop', need 400" in why
+    assert "cluster --project shop --facet issues" in why
+
+
+def test_status_says_a_map_exists_when_the_gates_were_lowered_for_it(topics, tmp_path, monkeypatch):
+    _ingest_synthetic(topics, tmp_path, 90)
+    monkeypatch.setenv("TOPICS_MIN_TRACES", "50")
+    monkeypatch.setenv("TOPICS_MIN_UNIQUE_FACETS", "20")
+    assert "acme" not in topics("run").output
+    monkeypatch.delenv("TOPICS_MIN_TRACES")
+    monkeypatch.delenv("TOPICS_MIN_UNIQUE_FACETS")
+    out = topics("status").output
+    row = next(line.split() for line in out.splitlines() if line.startswith("shop") and " task " in line)
+    assert row[-3] == "1" and row[-1] == "idle"  # generation 1 exists and is used
+    assert "shop/task: map generation 1 exists and stays in use (not regenerated until the gates are met); " \
+           "the data now misses: 90 traces in project 'shop', need 400" in out
+    assert "gates_met" not in out and " no " not in out
+
+
+def test_an_unknown_facet_is_an_error(topics, tmp_path):
+    _ingest_synthetic(topics, tmp_path, 5)
+    for args in (("maps", "--facet", "tasks"), ("cluster", "--project", "shop", "--facet", "tasks")):
+        result = topics(*args)
+        assert result.exit_code != 0 and "unknown facet 'tasks'; facets with topic maps: task, sentiment, issues" \
+            in result.output, args
+
+
+def test_ingest_groups_quarantine_reasons_by_kind_with_their_lines_per_file(topics, tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_text("\n".join([json.dumps(GOOD_CHAT), "{oops", json.dumps([1]), "{nope", "", "not json"]) + "\n")
+    two.write_text("{broken\n" + json.dumps({**GOOD_CHAT, "id": "chat-2"}) + "\n")
+    out = topics("ingest", str(one), str(two)).output.splitlines()
+    at = out.index(f"  quarantined in {one}:")
+    assert out[at + 1].startswith("    not valid JSON: 3 (lines 2, 4, 6)")
+    assert out[at + 2].startswith("    ") and "(line 3)" in out[at + 2]
+    assert out[at + 3] == f"  quarantined in {two}:" and out[at + 4] == "    not valid JSON: 1 (line 1)"

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, instance_for_test, materialize
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, instance_for_test, materialize
 from sklearn.metrics import adjusted_rand_score
 
 from topics_assets.defs.assets import build_assets
@@ -44,6 +44,12 @@ def _metadata(result, asset: str) -> dict:
     mats = [m for m in result.get_asset_materialization_events()
             if m.materialization.asset_key.to_user_string() == asset]
     return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+def _summed(result, asset: str, key: str) -> int:
+    """A figure over every day partition the run materialized (each day reports its own)."""
+    return sum(m.materialization.metadata[key].value for m in result.get_asset_materialization_events()
+               if m.materialization.asset_key.to_user_string() == asset)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -100,18 +106,49 @@ def test_synthetic_task_topics_recover_scenarios(synthetic_run):
 
 def test_asset_metadata_reports_counts_and_topics(synthetic_run):
     settings, store, records, summary, results, days = synthetic_run
-    traces_meta = _metadata(results[0], "traces")
-    assert traces_meta["preprocessed"] == N_SYNTHETIC and traces_meta["failed"] == 0
-    assert traces_meta["redactions"]  # the generator plants emails, cards and keys
-    facets_meta = _metadata(results[0], "facets")
-    assert facets_meta["faceted"] == N_SYNTHETIC and facets_meta["engine"] == "extractive"
+    assert _summed(results[0], "traces", "preprocessed") == N_SYNTHETIC
+    assert _summed(results[0], "traces", "failed") == 0
+    assert _metadata(results[0], "traces")["redactions"]  # the generator plants emails, cards and keys
+    assert _summed(results[0], "facets", "faceted") == N_SYNTHETIC
+    assert _metadata(results[0], "facets")["engine"] == "extractive"
     map_meta = {facet: _metadata(r, "topic_map") for facet, r in zip(settings.facet_names, results[1:4])}
     assert map_meta["task"]["state"] == "generated" and "| topic_id | name |" in map_meta["task"]["topics"]
     waiting = [m for m in map_meta.values() if m["state"] == "accumulating"]
     assert waiting and all("need 100" in m["skipped_reason"] for m in waiting)
-    cls_meta = _metadata(results[-1], "classifications")
     n_maps = 3 - len(waiting)
-    assert cls_meta["classified"] == n_maps * N_SYNTHETIC and 0 <= cls_meta["no_match_rate"] < 0.3
+    assert _summed(results[-1], "classifications", "classified") == n_maps * N_SYNTHETIC
+    assert 0 <= _metadata(results[-1], "classifications")["no_match_rate"] < 0.3
+
+
+def test_each_day_partition_reports_its_own_figures(settings, tmp_path):
+    """A 3-day range runs as one run, but each day's materialization says what happened to that day."""
+    settings.gates.min_traces, settings.gates.min_unique_facets = 50, 20
+    end = date.today()
+    days = [(end - timedelta(days=i)).isoformat() for i in range(3)]
+    records = generate_traces(n_traces=240, days=3, seed=5, end=end)
+    write_jsonl(records, tmp_path / "t.jsonl")
+    store = open_store(settings.database_path)
+    ingest_paths(store=store, settings=settings, paths=[str(tmp_path / "t.jsonl")])
+    per_day = store.query_df("SELECT CAST(day AS VARCHAR) d, count(*) n FROM raw_traces GROUP BY 1")
+    expected = dict(zip(per_day.d, per_day.n))
+    assert sorted(expected) == sorted(days) and len(set(expected.values())) > 1  # days differ, so totals show
+    with instance_for_test() as instance:
+        materialize_all(settings, instance, days, ["acme-support"])
+        n_maps = store.query_df("SELECT count(DISTINCT facet) n FROM topic_maps").n[0]
+        assert n_maps == 3
+
+        def figures(asset: str, key: str) -> dict:
+            out = {}
+            for day in days:
+                records = instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=5).records
+                assert len(records) == 1, (asset, day)
+                out[day] = records[0].asset_materialization.metadata[key].value
+            return out
+
+        assert figures("traces", "preprocessed") == expected
+        assert figures("facets", "faceted") == expected
+        assert figures("classifications", "classified") == {d: n_maps * n for d, n in expected.items()}
 
 
 def test_rematerializing_a_partition_replaces_it(synthetic_run):

@@ -15,7 +15,7 @@ from dagster import (
 from topics_assets.definitions import build_defs
 from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
 from topics_assets.defs.resources import build_resources
-from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_topic_map
+from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_pending, run_topic_map
 from topics_assets.ingest.stage import ingest_paths
 from topics_assets.store import DuckDBStore
 from topics_assets.demo import generate_traces, write_jsonl
@@ -155,3 +155,22 @@ def test_schedule_regenerates_ready_maps_and_backfill_follows(settings, instance
     recent = [d for d in days if (date.today() - date.fromisoformat(d)).days < settings.automation.backfill_days]
     tags = result.run_requests[0].tags
     assert (tags[RANGE_START], tags[RANGE_END]) == (recent[0], recent[-1])
+
+
+def test_backfill_sensor_skips_days_already_labelled_with_the_new_map(settings, instance):
+    """As after `topics demo`: maps generated and every day labelled with them, then a first `dagster dev`
+    (its sensor cursor empty) must not re-run the backfill."""
+    _ingest(settings)
+    settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10
+    defs = build_defs(settings)
+    summary = run_pending(defs, instance)
+    assert summary.maps_generated
+    backfill = _sensor(defs, "backfill_after_new_map")
+    ctx = build_sensor_context(instance=instance, resources=build_resources(settings), definitions=defs)
+    result = backfill.evaluate_tick(ctx)
+    assert not result.run_requests and "nothing to re-label" in result.skip_message
+
+    # A newer generation that no run has used yet is backfilled.
+    run_topic_map(defs, instance, "shop", "task", RunSummary())
+    ctx = build_sensor_context(instance=instance, resources=build_resources(settings), definitions=defs)
+    assert len(backfill.evaluate_tick(ctx).run_requests) == 1

@@ -7,6 +7,7 @@ Regenerate after an intended change:  TOPICS_UPDATE_SNAPSHOT=1 pytest topics_ass
 import difflib
 import json
 import os
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import (
@@ -30,7 +31,9 @@ def describe_partitions(p) -> dict | None:
         return None
     out: dict = {"type": type(p).__name__}
     if isinstance(p, DailyPartitionsDefinition):  # the key count grows every day: describe the rule
-        out.update(start=p.start.strftime(p.fmt), fmt=p.fmt, timezone=p.timezone, end_offset=p.end_offset)
+        start = p.start.strftime(p.fmt)  # with no store yet, the first day is today: name it so
+        start = "today" if start == datetime.now(timezone.utc).date().isoformat() else start
+        out.update(start=start, fmt=p.fmt, timezone=p.timezone, end_offset=p.end_offset)
     elif isinstance(p, StaticPartitionsDefinition):
         out.update(keys=p.get_partition_keys())
     elif isinstance(p, DynamicPartitionsDefinition):
@@ -127,3 +130,32 @@ def test_the_snapshot_follows_the_settings(tmp_path, monkeypatch):
     assert d["schedules"]["regenerate_topic_maps"]["cron"] == "0 4 * * *"
     assert d["assets"]["traces"]["partitions"]["start"] == "2026-01-01"
     assert d["assets"]["topic_map"]["partitions"]["dimensions"]["facet"]["keys"] == ["task", "sentiment"]
+
+
+def test_daily_partitions_start_where_the_data_starts(tmp_path, monkeypatch):
+    """Not hundreds of empty days before the first trace: after a full run the catalog reads 100% filled."""
+    from topics_assets.demo import generate_traces, write_jsonl
+    from topics_assets.ingest.stage import ingest_paths
+    from topics_assets.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={"TOPICS_HOME": str(tmp_path / "home")})
+    store = open_store(settings.database_path)
+    today = datetime.now(timezone.utc).date()
+    write_jsonl(generate_traces(n_traces=30, days=3, seed=2, end=today), tmp_path / "t.jsonl")
+    ingest_paths(store=store, settings=settings, paths=[str(tmp_path / "t.jsonl")])
+    first = min(store.days_with_traces())
+    assert first == (today - timedelta(days=2)).isoformat()
+    daily = build_defs(settings).resolve_job_def("process_days").partitions_def
+    assert daily.get_partition_keys()[0] == first and len(daily.get_partition_keys()) == 3
+
+    # An older trace is not refused: the next definitions start at its day.
+    old = generate_traces(n_traces=1, days=1, seed=3, end=date(2026, 1, 5))
+    write_jsonl(old, tmp_path / "old.jsonl")
+    assert ingest_paths(store=store, settings=settings, paths=[str(tmp_path / "old.jsonl")]).quarantined == 0
+    assert describe(build_defs(settings))["assets"]["traces"]["partitions"]["start"] == "2026-01-05"
+
+    # TOPICS_PARTITIONS_START still decides when given, and refuses older traces.
+    pinned = load_settings(env={"TOPICS_HOME": str(tmp_path / "home"), "TOPICS_PARTITIONS_START": "2026-02-01"})
+    assert describe(build_defs(pinned))["assets"]["traces"]["partitions"]["start"] == "2026-02-01"
+    assert ingest_paths(store=store, settings=pinned, paths=[str(tmp_path / "old.jsonl")]).quarantined == 1

@@ -11,7 +11,8 @@ from topics_assets.ingest.stage import IngestResult, ingest_paths
 from topics_assets.preprocess.stage import PreprocessResult, preprocess_days
 from topics_assets.store import DuckDBStore
 
-INGEST_KEYS = {"loaded", "updated", "unchanged", "merged", "quarantined", "quarantine_reasons", "days", "projects"}
+INGEST_KEYS = {"loaded", "updated", "unchanged", "merged", "quarantined", "quarantine_reasons", "quarantine_lines",
+               "days", "projects"}
 PREPROCESS_KEYS = {"raw_traces", "preprocessed", "unchanged", "failed", "tokens_before", "tokens_after",
                    "redactions", "with_errors", "seconds"}
 
@@ -31,7 +32,8 @@ def test_stage_results_are_frozen_and_carry_the_run_metadata(settings, tmp_path)
     meta = ingested.to_metadata()
     assert set(meta) == INGEST_KEYS
     assert (meta["loaded"], meta["quarantined"], meta["days"], meta["projects"]) == (1, 1, ["2025-06-02"], ["p"])
-    assert list(meta["quarantine_reasons"].values()) == [1]
+    assert meta["quarantine_reasons"] == {"not valid JSON": 1}
+    assert meta["quarantine_lines"] == {str(path): {"not valid JSON": [2]}}
     json.dumps(meta)  # plain data, for the CLI and asset metadata
     with pytest.raises(dataclasses.FrozenInstanceError):
         ingested.loaded = 2
