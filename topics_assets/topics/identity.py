@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .topic_map import TopicMap, classify_vectors
+from .topic_map import CentroidTable, TopicMap, classify_vectors
 
 
 @dataclass(frozen=True)
@@ -27,22 +27,12 @@ class PreviousTopic:
 
 
 @dataclass(frozen=True)
-class PreviousMap:
+class PreviousMap(CentroidTable):
     """The active topics of the generation a new fit is matched against."""
 
     generation: int
     threshold: float
     topics: tuple[PreviousTopic, ...]
-
-    @property
-    def centroids(self) -> np.ndarray:
-        if not self.topics:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.vstack([t.centroid for t in self.topics]).astype(np.float32)
-
-    @property
-    def thresholds(self) -> np.ndarray:
-        return np.array([self.threshold if t.threshold is None else t.threshold for t in self.topics], dtype=np.float32)
 
     @classmethod
     def from_rows(cls, generation: int, threshold: float | None, rows: Any) -> PreviousMap:

@@ -37,16 +37,12 @@ class Topic:
     threshold: float | None = None  # cosine distance beyond which a row is no_match for this topic
 
 
-@dataclass
-class TopicMap:
-    topics: list[Topic]
-    threshold: float  # the median of the topics' thresholds: a summary for the generation row
-    noise_share: float  # share of the sample that classification leaves no_match
-    min_cluster_size: int
-    labels: np.ndarray  # per sampled row: topic index as classification gives it, or NOISE
-    cluster_labels: np.ndarray | None = None  # per sampled row: the clusterer's own label (merged), or NOISE
-    cluster_noise_share: float = 0.0  # share the clusterer left as noise
-    candidates: dict[int, float] | None = None  # min cluster sizes tried -> validity
+class CentroidTable:
+    """Stacked centroids and per-topic thresholds of a map's `topics` (each with `centroid` and
+    `threshold`; a topic without one uses the map's `threshold`): what classification takes."""
+
+    topics: list
+    threshold: float
 
     @property
     def centroids(self) -> np.ndarray:
@@ -57,6 +53,19 @@ class TopicMap:
     @property
     def thresholds(self) -> np.ndarray:
         return np.array([self.threshold if t.threshold is None else t.threshold for t in self.topics], dtype=np.float32)
+
+
+@dataclass
+class TopicMap(CentroidTable):
+    topics: list[Topic]
+    threshold: float  # the median of the topics' thresholds: a summary for the generation row
+    noise_share: float  # share of the sample that classification leaves no_match
+    min_cluster_size: int
+    labels: np.ndarray  # per sampled row: topic index as classification gives it, or NOISE
+    cluster_labels: np.ndarray | None = None  # per sampled row: the clusterer's own label (merged), or NOISE
+    cluster_noise_share: float = 0.0  # share the clusterer left as noise
+    candidates: dict[int, float] | None = None  # min cluster sizes tried -> validity
+
 
     @classmethod
     def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Reducer | None = None,
