@@ -21,6 +21,7 @@ import pandas as pd
 
 from .protocol import TraceKey
 from .schema import (
+    ALERT_COLUMNS,
     CLASSIFICATION_COLUMNS,
     DDL,
     FACET_COLUMNS,
@@ -552,3 +553,33 @@ class SQLStore:
                            [project, facet, generation])
 
         self._write(body)
+
+    # ----- alerts --------------------------------------------------------------------
+    def record_alerts(self, rows: list[dict]) -> int:
+        """Keep alerts not seen before (an alert is its (project, facet, topic_id, day, kind));
+        returns how many were new. `detail` is a JSON text."""
+        key = ["project", "facet", "topic_id", "day", "kind"]
+        df = _rows(pd.DataFrame(rows, columns=ALERT_COLUMNS), key) if rows else None
+        if df is None or not len(df):
+            return 0
+        select = ", ".join("day::DATE" if c == "day" else "detail::JSON" if c == "detail" else c for c in ALERT_COLUMNS)
+
+        def body(c) -> int:
+            self._stage(c, "al", df, "topic_alerts")
+            before = int(self._one(c, "SELECT count(*) FROM topic_alerts"))
+            self._exec(c, f"""INSERT INTO topic_alerts ({', '.join(ALERT_COLUMNS)}, detected_at)
+                             SELECT {select}, now() FROM al ON CONFLICT ({', '.join(key)}) DO NOTHING""")
+            return int(self._one(c, "SELECT count(*) FROM topic_alerts")) - before
+
+        return self._write(body)
+
+    def load_alerts(self, project: str | None = None, facet: str | None = None,
+                    since_day: str | None = None) -> pd.DataFrame:
+        """Recorded alerts, oldest first; `detail` as JSON text, `day` as YYYY-MM-DD."""
+        cols = ", ".join("day::VARCHAR AS day" if c == "day" else "detail::VARCHAR AS detail" if c == "detail" else c
+                         for c in ALERT_COLUMNS)
+        return self._df(f"""SELECT {cols}, detected_at FROM topic_alerts
+                            WHERE (?::VARCHAR IS NULL OR project = ?) AND (?::VARCHAR IS NULL OR facet = ?)
+                              AND (?::VARCHAR IS NULL OR day >= ?::DATE)
+                            ORDER BY day, project, facet, kind, topic_id""",
+                        [project, project, facet, facet, since_day, since_day])

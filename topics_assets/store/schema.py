@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -155,6 +155,26 @@ CREATE TABLE IF NOT EXISTS trace_outcomes (
     extracted_at TIMESTAMPTZ,
     PRIMARY KEY (project, trace_id)
 );
+-- What the trend detector found: one row per (project, facet, topic, day, kind), written once (a
+-- rerun that finds the same alert keeps the first row), read by the alert sensor to send each once.
+CREATE TABLE IF NOT EXISTS topic_alerts (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    topic_id VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    kind VARCHAR NOT NULL,       -- rising | falling | new | gone | failing
+    generation INTEGER,
+    topic_name VARCHAR,
+    count INTEGER,               -- the topic's traces that day
+    expected DOUBLE PRECISION,   -- what the trailing baseline predicted
+    share DOUBLE PRECISION,
+    baseline_share DOUBLE PRECISION,
+    p_value DOUBLE PRECISION,
+    q_value DOUBLE PRECISION,    -- Benjamini-Hochberg across the topics tested that day
+    detail JSON,                 -- examples and anything else a sink shows
+    detected_at TIMESTAMPTZ,
+    PRIMARY KEY (project, facet, topic_id, day, kind)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -217,12 +237,14 @@ def rebuild(*tables: str) -> list[str]:
 # both made by the DDL; version 3 scopes trace ids by project: every per-trace table is keyed by
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
 # trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
-# topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's).
+# topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
+# version 6 adds topic_alerts (made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
     4: [],
     5: [],
+    6: [],
 }
 
 TRACE_COLUMNS = [
@@ -242,6 +264,10 @@ RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]
 QUARANTINE_COLUMNS = ["source", "line", "trace_id", "reason", "snippet"]
 CLASSIFICATION_COLUMNS = ["trace_id", "topic_id", "distance", "day"]
+ALERT_COLUMNS = [
+    "project", "facet", "topic_id", "day", "kind", "generation", "topic_name", "count", "expected", "share",
+    "baseline_share", "p_value", "q_value", "detail",
+]
 OUTCOME_COLUMNS = [
     "project", "trace_id", "day", "status", "n_errors", "error_kinds", "errors", "failed_tools", "termination_reason",
     "abnormal_end", "scores", "duration_s", "llm_calls", "input_tokens", "output_tokens", "cost_usd", "cost_source",
