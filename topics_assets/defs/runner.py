@@ -75,6 +75,12 @@ def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, fa
         summary.maps_skipped[f"{project}/{facet}"] = meta.get("skipped_reason", "unknown")
 
 
+def _partitions_start(defs: Definitions) -> str | None:
+    """The first day the definitions have a partition for (they were built when the store began there)."""
+    start = getattr(defs.resolve_job_def(PROCESS_DAYS).partitions_def, "start", None)
+    return start.strftime("%Y-%m-%d") if start is not None else None
+
+
 def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | None = None,
                 settings: Settings | None = None, project: str | None = None, regenerate: bool = False,
                 say: Callable[[str], None] = lambda _msg: None) -> RunSummary:
@@ -91,6 +97,14 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
         say("nothing ingested yet: run `topics ingest PATH...` first")
         return summary
     days = sorted({d for p in projects for d in store.pending_days(p, settings.preprocess_hash())})
+    start = _partitions_start(defs)
+    early = [d for d in days if start and d < start]
+    if early:
+        say(f"{len(early)} pending day(s) {early[0]} .. {early[-1]} come before the definitions' first partition "
+            f"{start} (older traces were ingested after they loaded): they run when the definitions load again "
+            "(the next `topics run`, or Reload in the Dagster UI)")
+        days = [d for d in days if d not in early]
+        all_days = [d for d in all_days if not start or d >= start]
     if days:
         say(f"processing {len(days)} pending day(s) {days[0]} .. {days[-1]}: preprocess, facet, embed, classify")
         run_days(defs, instance, days, summary)

@@ -174,3 +174,21 @@ def test_backfill_sensor_skips_days_already_labelled_with_the_new_map(settings, 
     run_topic_map(defs, instance, "shop", "task", RunSummary())
     ctx = build_sensor_context(instance=instance, resources=build_resources(settings), definitions=defs)
     assert len(backfill.evaluate_tick(ctx).run_requests) == 1
+
+
+def test_run_pending_defers_days_older_than_the_loaded_definitions(settings, instance):
+    """Definitions loaded before older traces were ingested have no partition for their days: the run
+    does the days it can and says when the rest will run, instead of failing on an unknown partition."""
+    _ingest(settings, n=60, days=2)
+    defs = build_defs(settings)  # partitions start at the store's first day
+    old_end = date.today() - timedelta(days=20)
+    path = f"{settings.home}/old.jsonl"
+    write_jsonl(generate_traces(n_traces=30, days=2, seed=5, end=old_end, project="shop"), path)
+    ingest_paths(store=DuckDBStore(settings.database_path), settings=settings, paths=[path])
+    said = []
+    summary = run_pending(defs, instance, say=said.append)
+    assert summary.days and min(summary.days) >= (date.today() - timedelta(days=1)).isoformat()
+    assert any("come before the definitions' first partition" in s for s in said), said
+    # Definitions loaded again include the older days.
+    summary = run_pending(build_defs(settings), instance, say=said.append)
+    assert (old_end - timedelta(days=1)).isoformat() in summary.days
