@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from topics_assets.config import AlertSettings, ConfigError, WebhookSettings
+from topics_assets.config import AlertSettings, ConfigError, WebhookSettings, load_settings
 from topics_assets.insight.alerts import deliver_alerts, format_alert, retry_delay_s, webhook_sink
-from topics_assets.store import open_store
+from topics_assets.store import SCHEMA_VERSION, open_store
 from topics_assets.testing.receiver import AlertReceiver
 
 TODAY = datetime.now(timezone.utc).date()
@@ -213,3 +213,26 @@ def test_an_unreachable_webhook_is_a_recorded_reason(store):
                        alert_settings()).sinks[0]
     assert r.retrying == 1 and "unreachable" in r.errors[0]
     assert "unreachable" in store.load_alert_deliveries().iloc[0]["last_error"]
+
+
+def test_a_v6_store_gets_alert_deliveries_and_keeps_its_alerts(store, receiver):
+    """A store the release before delivery state made (schema 6) opens migrated; its alerts are sent."""
+    store.record_alerts([alert_row()])
+    store.query_df("DROP TABLE alert_deliveries")
+    store.query_df("DELETE FROM schema_version")
+    store.query_df("INSERT INTO schema_version VALUES (6, now())")
+    old = open_store(store.database)
+    assert old.schema_version() == SCHEMA_VERSION == 7
+    assert len(old.load_alerts()) == 1 and old.load_alert_deliveries().empty
+    assert deliver_alerts(old, {"webhook": _hook(receiver)}, alert_settings()).sent == 1
+
+
+def test_bad_alert_settings_name_the_key(tmp_path):
+    path = tmp_path / "topics.yaml"
+    path.write_text("alerts:\n  kinds: [rising, spike]\n")
+    with pytest.raises(ConfigError, match=r"alerts\.kinds: .*'spike'.*known: rising, falling, new, gone, failing"):
+        load_settings(path, env={})
+    with pytest.raises(ConfigError, match=r"TOPICS_ALERTS_WEBHOOK_URL.*http"):
+        load_settings(env={"TOPICS_ALERTS_WEBHOOK_URL": "hooks.example.com"})
+    s = load_settings(env={"TOPICS_ALERTS_WEBHOOK_URL": "https://hooks.example.com/t", "TOPICS_ALERTS_MAX_AGE_DAYS": "none"})
+    assert s.alerts.sinks == ["webhook"] and s.alerts.max_age_days is None
