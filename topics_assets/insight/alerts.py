@@ -198,25 +198,25 @@ def deliver_alerts(store: Store, sinks: Mapping[str, Sink], settings: AlertSetti
         errors: list[str] = []
         claim_id, due = store.claim_alert_deliveries(name, settings.kinds, start, settings.claim_s,
                                                      settings.batch_size, since)
-        try:
-            for i, alert in enumerate(due.to_dict("records")):
-                try:
-                    send(format_alert(alert))
-                except Exception as e:  # whatever the sink raised is the reason, recorded
-                    reason = str(e) if isinstance(e, SinkError) else f"{type(e).__name__}: {e}"
-                    attempts = int(alert["attempts"]) + 1
-                    retry = attempts < settings.max_attempts
-                    at = clock()
-                    store.finish_alert_delivery(name, alert, claim_id, at, error=reason,
-                                                retry_at=at + timedelta(seconds=retry_delay_s(attempts, settings))
-                                                if retry else None)
-                    counts["retrying" if retry else "failed"] += 1
-                    counts["deferred"] = len(due) - i - 1
-                    errors.append(f"{alert_key(alert)}: {reason} (attempt {attempts}/{settings.max_attempts})")
-                    break
-                store.finish_alert_delivery(name, alert, claim_id, clock())
-                counts["sent"] += 1
-        finally:
-            store.release_alert_claims(name, claim_id)
+        for i, alert in enumerate(due.to_dict("records")):
+            try:
+                send(format_alert(alert))
+            except Exception as e:  # whatever the sink raised (or a bad alert row) is the reason, recorded
+                reason = str(e) if isinstance(e, SinkError) else f"{type(e).__name__}: {e}"
+                attempts = int(alert["attempts"]) + 1
+                retry = attempts < settings.max_attempts
+                at = clock()
+                store.finish_alert_delivery(name, alert, claim_id, at, error=reason,
+                                            retry_at=at + timedelta(seconds=retry_delay_s(attempts, settings))
+                                            if retry else None)
+                counts["retrying" if retry else "failed"] += 1
+                counts["deferred"] = len(due) - i - 1
+                errors.append(f"{alert_key(alert)}: {reason} (attempt {attempts}/{settings.max_attempts})")
+                break
+            store.finish_alert_delivery(name, alert, claim_id, clock())
+            counts["sent"] += 1
+        # Not in a `finally`: if the store failed to record a send, its claim must stand (and expire)
+        # rather than make the alert due again at once.
+        store.release_alert_claims(name, claim_id)
         results.append(SinkResult(sink=name, errors=errors, **counts))
     return DeliveryResult(sinks=results)

@@ -193,6 +193,26 @@ def test_two_senders_at_once_send_each_alert_once(store, receiver):
     assert len(keys) == 4 and len(set(keys)) == 4 and len(receiver.requests) == 4
 
 
+def test_a_tick_that_dies_mid_send_is_taken_over_once_its_claim_expires(store, receiver):
+    """A process killed while sending: its claim holds the alerts (no other tick sends them meanwhile)
+    until alerts.claim_s, then a new process sends them."""
+    store.record_alerts([alert_row(topic_id="task-1"), alert_row(topic_id="task-2")])
+
+    class Killed(BaseException):
+        pass
+
+    def dies(payload):
+        raise Killed
+
+    settings, t0 = alert_settings(claim_s=120), datetime.now(timezone.utc)
+    with pytest.raises(Killed):
+        deliver_alerts(store, {"webhook": dies}, settings, now=t0)
+    restarted = open_store(store.database)
+    assert deliver_alerts(restarted, {"webhook": _hook(receiver)}, settings, now=t0 + timedelta(seconds=60)).sent == 0
+    assert deliver_alerts(restarted, {"webhook": _hook(receiver)}, settings, now=t0 + timedelta(seconds=121)).sent == 2
+    assert sorted(b["alert"]["topic_id"] for b in receiver.accepted) == ["task-1", "task-2"]
+
+
 def test_webhook_headers_and_secrets_from_env(receiver):
     env = {"HOOK_TOKEN": "s3cret", "HOOK_SIG": "sig-1"}
     send = webhook_sink(WebhookSettings(url=receiver.url + "/hook", headers={"X-Team": "support"},
