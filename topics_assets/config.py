@@ -182,6 +182,73 @@ class ServeSettings(_Settings):
     ingest_interval_s: int = Field(default=15, gt=0, description="How often the otlp_spool sensor looks.")
 
 
+ALERT_KINDS = ("rising", "falling", "new", "gone", "failing")
+
+
+class WebhookSettings(_Settings):
+    """A generic JSON webhook: each alert is POSTed as one JSON object."""
+
+    url: str | None = Field(default=None, description="Where alerts are POSTed (http or https); none = no webhook.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers that are not "
+                                    "secret: name -> value.")
+    headers_env: dict[str, str] = Field(default_factory=dict, description="Secret request headers: header name "
+                                        "-> name of the env var holding its value (never the value).")
+    bearer_token_env: str | None = Field(default=None, description="Name of the env var holding a bearer token "
+                                         "sent as Authorization (never the token).")
+    timeout_s: float = Field(default=10.0, gt=0, description="Per request.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value or None
+
+
+class SlackSettings(_Settings):
+    """Slack, through dagster-slack's SlackResource (chat.postMessage)."""
+
+    channel: str | None = Field(default=None, description="Channel to post in, e.g. #topics-alerts or an id; "
+                                "none = no Slack.")
+    token_env: str = Field(default="TOPICS_SLACK_TOKEN", description="Name of the env var holding the bot token "
+                           "(never the token).")
+    base_url: str = Field(default="https://slack.com/api/", description="Slack's Web API root (another for "
+                          "GovSlack or a proxy).")
+
+
+class AlertSettings(_Settings):
+    """Delivery of the alerts the trend detector records: the topic_alerts sensor sends each once per sink."""
+
+    kinds: list[str] = Field(default_factory=lambda: ["rising", "new", "failing"],
+                             description=f"Alert kinds sent ({', '.join(ALERT_KINDS)}).")
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    max_attempts: int = Field(default=8, ge=1, description="Sends tried per alert and sink before it is marked "
+                              "failed (with the last error).")
+    backoff_base_s: float = Field(default=30.0, ge=0, description="A failed send is tried again after this, "
+                                  "doubling each time ...")
+    backoff_max_s: float = Field(default=3600.0, ge=0, description="... up to this.")
+    claim_s: float = Field(default=300.0, gt=0, description="A send in flight holds its alert this long; another "
+                           "tick or process takes it over only after (a crash mid-send).")
+    max_age_days: int | None = Field(default=7, ge=0, description="Alerts of days older than this are not sent "
+                                     "(none = all), so a sink added later does not replay history.")
+    batch_size: int = Field(default=50, gt=0, description="Alerts sent per sink per tick (bounds a tick).")
+    interval_s: int = Field(default=60, gt=0, description="How often the topic_alerts sensor looks.")
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in ALERT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown alert kind(s) {', '.join(map(repr, unknown))}; known: {', '.join(ALERT_KINDS)}")
+        return value
+
+    @property
+    def sinks(self) -> list[str]:
+        """The sinks configured, by name."""
+        return [name for name, on in (("slack", self.slack.channel), ("webhook", self.webhook.url)) if on]
+
+
 class Settings(_Settings):
     home: str = ".topics"
     database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
@@ -196,6 +263,7 @@ class Settings(_Settings):
     gates: GateSettings = Field(default_factory=GateSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("partitions_start", mode="before")
     @classmethod
@@ -290,6 +358,10 @@ ENV_VARS = {
     "TOPICS_SERVE_IDLE_WINDOW_S": "serve.idle_window_s",
     "TOPICS_SERVE_SEGMENT_MAX_AGE_S": "serve.segment_max_age_s",
     "TOPICS_SERVE_INGEST_INTERVAL_S": "serve.ingest_interval_s",
+    "TOPICS_ALERTS_WEBHOOK_URL": "alerts.webhook.url",
+    "TOPICS_ALERTS_SLACK_CHANNEL": "alerts.slack.channel",
+    "TOPICS_ALERTS_MAX_ATTEMPTS": "alerts.max_attempts",
+    "TOPICS_ALERTS_MAX_AGE_DAYS": "alerts.max_age_days",
 }
 
 

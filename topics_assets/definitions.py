@@ -6,6 +6,7 @@ from dagster import Definitions
 
 from .config import Settings, load_settings
 from .defs.adhoc import build_adhoc_job
+from .defs.alerts import build_alert_resources, build_alert_sensor
 from .defs.assets import build_assets
 from .defs.automation import build_automation
 from .defs.jobs import build_jobs
@@ -20,9 +21,9 @@ def build_defs(settings: Settings) -> Definitions:
     return Definitions(
         assets=build_assets(settings),
         jobs=[*build_jobs(settings), build_adhoc_job()],
-        sensors=[*sensors, build_spool_sensor(settings)],
+        sensors=[*sensors, build_spool_sensor(settings), build_alert_sensor(settings)],
         schedules=schedules,
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **build_alert_resources(settings)},
     )
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,6 +23,7 @@ import pandas as pd
 from .protocol import TraceKey
 from .schema import (
     ALERT_COLUMNS,
+    ALERT_KEY,
     CLASSIFICATION_COLUMNS,
     DDL,
     FACET_COLUMNS,
@@ -583,3 +585,91 @@ class SQLStore:
                               AND (?::VARCHAR IS NULL OR day >= ?::DATE)
                             ORDER BY day, project, facet, kind, topic_id""",
                         [project, project, facet, facet, since_day, since_day])
+
+    # ----- alert deliveries ----------------------------------------------------------
+    # One row per (alert, sink). The sender passes its clock (`now`), so a claim's expiry and a
+    # retry's time are judged by one clock whichever backend holds them.
+    _ALERT_JOIN = " AND ".join(f"d.{k} = a.{k}" for k in ALERT_KEY)
+    _ALERT_IS = " AND ".join(f"{k} = ?::DATE" if k == "day" else f"{k} = ?" for k in ALERT_KEY)
+
+    def _alert_select(self) -> str:
+        return ", ".join("a.day::VARCHAR AS day" if c == "day" else "a.detail::VARCHAR AS detail" if c == "detail"
+                         else f"a.{c}" for c in ALERT_COLUMNS)
+
+    def claim_alert_deliveries(self, sink: str, kinds: list[str], now: datetime, claim_s: float, limit: int,
+                               since_day: str | None = None) -> tuple[str, pd.DataFrame]:
+        """Claim for `sink` up to `limit` alerts of these kinds that are due: never tried, pending and
+        past their retry time, or held by a claim that expired (its sender died mid-send). Returns the
+        claim id and the claimed alerts, oldest first, with `attempts` so far. Two senders at once
+        claim disjoint alerts (under a per-sink lock; DuckDB has one writer anyway)."""
+        claim_id = uuid.uuid4().hex
+        key = ", ".join(ALERT_KEY)
+        due = f"""SELECT a.project, a.facet, a.topic_id, a.day, a.kind FROM topic_alerts a
+                  LEFT JOIN alert_deliveries d ON d.sink = ? AND {self._ALERT_JOIN}
+                  WHERE {_in('a.kind')} AND (?::VARCHAR IS NULL OR a.day >= ?::DATE)
+                    AND (d.status IS NULL
+                         OR (d.status = 'pending' AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?::TIMESTAMPTZ))
+                         OR (d.status = 'sending' AND d.claimed_until <= ?::TIMESTAMPTZ))
+                  ORDER BY a.day, a.project, a.facet, a.kind, a.topic_id LIMIT ?"""
+        params = [sink, claim_id, now + timedelta(seconds=claim_s), now,
+                  sink, list(kinds), since_day, since_day, now, now, int(limit)]
+
+        def body(c) -> None:
+            self._lock(c, f"alert_deliveries:{sink}")
+            self._exec(c, f"""INSERT INTO alert_deliveries ({key}, sink, status, attempts, claim_id, claimed_until,
+                                                            updated_at)
+                              SELECT {key}, ?, 'sending', 0, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ FROM ({due}) due
+                              ON CONFLICT ({key}, sink) DO UPDATE SET status = 'sending', claim_id = excluded.claim_id,
+                                  claimed_until = excluded.claimed_until, updated_at = excluded.updated_at""", params)
+
+        self._write(body)
+        return claim_id, self._df(f"""SELECT {self._alert_select()}, d.attempts FROM topic_alerts a
+                                      JOIN alert_deliveries d ON {self._ALERT_JOIN}
+                                      WHERE d.sink = ? AND d.claim_id = ?
+                                      ORDER BY a.day, a.project, a.facet, a.kind, a.topic_id""", [sink, claim_id])
+
+    def finish_alert_delivery(self, sink: str, alert: dict, claim_id: str, now: datetime, error: str | None = None,
+                              retry_at: datetime | None = None) -> None:
+        """Record one send of a claimed alert: sent (no `error`; marked whoever holds the claim now, as
+        the sink has it), else pending until `retry_at`, or failed for good when there is none."""
+        key = [str(alert[k]) for k in ALERT_KEY]
+
+        def body(c) -> None:
+            if error is None:
+                self._exec(c, f"""UPDATE alert_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = ?,
+                                      claim_id = NULL, claimed_until = NULL, next_attempt_at = NULL, updated_at = ?
+                                  WHERE sink = ? AND {self._ALERT_IS}""", [now, now, sink, *key])
+            else:
+                self._exec(c, f"""UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, last_error = ?,
+                                      next_attempt_at = ?::TIMESTAMPTZ, claim_id = NULL, claimed_until = NULL,
+                                      updated_at = ?
+                                  WHERE sink = ? AND {self._ALERT_IS} AND claim_id = ? AND status = 'sending'""",
+                           ["pending" if retry_at else "failed", error, retry_at, now, sink, *key, claim_id])
+
+        self._write(body)
+
+    def release_alert_claims(self, sink: str, claim_id: str) -> None:
+        """Give back what a claim holds and was not sent (due again at once, no attempt counted)."""
+        self._write(lambda c: self._exec(c, """UPDATE alert_deliveries SET status = 'pending', claim_id = NULL,
+                                                   claimed_until = NULL WHERE sink = ? AND claim_id = ?
+                                                   AND status = 'sending'""", [sink, claim_id]))
+
+    def load_alert_deliveries(self, sink: str | None = None) -> pd.DataFrame:
+        """Every delivery row (`day` as YYYY-MM-DD), oldest alert first."""
+        return self._df(f"""SELECT {', '.join('day::VARCHAR AS day' if k == 'day' else k for k in ALERT_KEY)}, sink,
+                                   status, attempts, last_error, claimed_until, next_attempt_at, sent_at, updated_at
+                            FROM alert_deliveries WHERE (?::VARCHAR IS NULL OR sink = ?)
+                            ORDER BY day, project, facet, kind, topic_id, sink""", [sink, sink])
+
+    def undelivered_alerts(self, sink: str, kinds: list[str] | None = None,
+                           since_day: str | None = None) -> pd.DataFrame:
+        """Recorded alerts `sink` has not accepted yet (never tried, pending, in flight or failed), with
+        their delivery status (`status` none: never tried), oldest first."""
+        return self._df(f"""SELECT {self._alert_select()}, d.status, COALESCE(d.attempts, 0) AS attempts, d.last_error,
+                                   d.next_attempt_at
+                            FROM topic_alerts a LEFT JOIN alert_deliveries d ON d.sink = ? AND {self._ALERT_JOIN}
+                            WHERE (d.status IS NULL OR d.status <> 'sent')
+                              AND (?::VARCHAR[] IS NULL OR {_in('a.kind')})
+                              AND (?::VARCHAR IS NULL OR a.day >= ?::DATE)
+                            ORDER BY a.day, a.project, a.facet, a.kind, a.topic_id""",
+                        [sink, kinds, kinds, since_day, since_day])

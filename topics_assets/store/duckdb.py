@@ -77,4 +77,8 @@ class DuckDBStore(SQLStore):
         return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed}) ORDER BY project, trace_id"
 
     def _retryable(self, e: Exception) -> bool:
-        return isinstance(e, duckdb.TransactionException) and "conflict" in str(e).lower()
+        # Two transactions of one process inserting the same new key: the later one fails with a
+        # duplicate key rather than a conflict; run again, it sees the row and takes its ON CONFLICT path.
+        msg = str(e).lower()
+        return (isinstance(e, (duckdb.TransactionException, duckdb.ConstraintException))
+                and ("conflict" in msg or "duplicate key" in msg))

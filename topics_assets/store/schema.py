@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -175,6 +175,26 @@ CREATE TABLE IF NOT EXISTS topic_alerts (
     detected_at TIMESTAMPTZ,
     PRIMARY KEY (project, facet, topic_id, day, kind)
 );
+-- Where each alert went: one row per (alert, sink), so a restart never sends one twice. A sender
+-- claims a row (status sending, until claimed_until) before it sends, marks it sent right after the
+-- sink accepted, or pending again (next_attempt_at, backing off) or failed (attempts spent).
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    topic_id VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    kind VARCHAR NOT NULL,
+    sink VARCHAR NOT NULL,       -- slack | webhook
+    status VARCHAR NOT NULL,     -- sending | sent | pending (to be tried again) | failed (attempts spent)
+    attempts INTEGER NOT NULL,   -- sends tried
+    last_error VARCHAR,
+    claim_id VARCHAR,            -- the sender holding it while sending
+    claimed_until TIMESTAMPTZ,   -- a claim past this is taken over (its sender died mid-send)
+    next_attempt_at TIMESTAMPTZ,
+    sent_at TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ,
+    PRIMARY KEY (project, facet, topic_id, day, kind, sink)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -238,13 +258,14 @@ def rebuild(*tables: str) -> list[str]:
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
 # trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
 # topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
-# version 6 adds topic_alerts (made by the DDL).
+# version 6 adds topic_alerts (made by the DDL); version 7 adds alert_deliveries (made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
     4: [],
     5: [],
     6: [],
+    7: [],
 }
 
 TRACE_COLUMNS = [
@@ -268,6 +289,7 @@ ALERT_COLUMNS = [
     "project", "facet", "topic_id", "day", "kind", "generation", "topic_name", "count", "expected", "share",
     "baseline_share", "p_value", "q_value", "detail",
 ]
+ALERT_KEY = ["project", "facet", "topic_id", "day", "kind"]
 OUTCOME_COLUMNS = [
     "project", "trace_id", "day", "status", "n_errors", "error_kinds", "errors", "failed_tools", "termination_reason",
     "abnormal_end", "scores", "duration_s", "llm_calls", "input_tokens", "output_tokens", "cost_usd", "cost_source",

@@ -1,0 +1,1 @@
+"""Insight: what the topic labels say over time (trends and the alerts sent about them)."""
