@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions
 
+from ..results import add_progress, stalled
 from ..topics.stage import gate_status
 from ..config import Settings
 from ..store import Store
@@ -32,6 +33,12 @@ class RunSummary:
     maps_generated: list[str] = field(default_factory=list)
     maps_skipped: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, dict] = field(default_factory=dict)  # asset -> last metadata
+    progress: dict[str, dict] = field(default_factory=dict)  # asset -> its `progress` summed over the run
+
+    def stalled(self) -> dict[str, dict]:
+        """Stages that finished nothing in this run because every item they tried failed (work the
+        gates merely defer is not in here)."""
+        return {asset: p for asset, p in self.progress.items() if stalled(p)}
 
 
 def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
@@ -54,7 +61,10 @@ def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summar
         raise RunFailed(f"{job_name} run {result.run_id} failed: {'; '.join(errors) or 'see the run in Dagster'}")
     for mat in result.get_asset_materialization_events():
         m = mat.materialization
-        summary.metadata[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+        asset = m.asset_key.to_user_string()
+        summary.metadata[asset] = {k: v.value for k, v in m.metadata.items()}
+        if isinstance(summary.metadata[asset].get("progress"), dict):
+            summary.progress[asset] = add_progress(summary.progress.get(asset), summary.metadata[asset]["progress"])
 
 
 def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summary: RunSummary,
