@@ -13,6 +13,7 @@ import warnings
 import click
 
 from ..config import ConfigError, config_file, load_settings
+from ..disk import disk_full
 from . import cluster, ingest, query, run, serve
 from .common import CONFIG_FILE
 
@@ -29,6 +30,9 @@ class TopicsGroup(click.Group):
             base = sys.modules.get("topics_assets.store.base")
             if base is not None and isinstance(e, base.StoreUnusable):
                 raise click.ClickException(str(e)) from e
+            full = disk_full(e)
+            if full:
+                raise click.ClickException(full) from e
             raise
 
 

@@ -29,21 +29,23 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
         p, f = next(iter(summary.maps_skipped)).rsplit("/", 1)
         gate = gate_status(store=store_for(settings), settings=settings, project=p, facet=f)
         click.echo(f"  to get maps anyway: {gate_advice(settings, gate, p, f)}")
-    fail_if_stalled(summary)
+    report_failures(summary)
 
 
-def fail_if_stalled(summary) -> None:
-    """Exit 1 when a stage finished nothing because everything it tried failed, with the counts by
-    reason; a run whose work the gates merely defer still exits 0."""
+def report_failures(summary) -> None:
+    """Each stage's failed items by reason; exit 1 when a stage finished nothing because everything it
+    tried failed. A run whose work the gates merely defer still exits 0."""
     from ..results import describe_failures
 
     stuck = summary.stalled()
-    if not stuck:
-        return
+    for asset, progress in summary.progress.items():
+        if progress["failed"] and asset not in stuck:
+            say(f"{asset}: {describe_failures(progress)}; they are retried on the next run")
     for asset, progress in stuck.items():
         click.echo(f"{asset}: no progress, {describe_failures(progress)}; the failed items are retried on the "
                    f"next run", err=True)
-    raise click.exceptions.Exit(1)
+    if stuck:
+        raise click.exceptions.Exit(1)
 
 
 def _run(settings: Settings, project: str | None, regenerate: bool = False):
@@ -84,7 +86,7 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     engine = f"LLM {settings.llm.model}" if settings.llm.model else "extractive (offline; set TOPICS_LLM_MODEL for LLM facets)"
     say(f"facets: {engine}; embeddings: {settings.embedding.model}")
     summary = _run(settings, project, regenerate=False)
-    fail_if_stalled(summary)
+    report_failures(summary)
     print_maps(settings, project, None, top=25)
     where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
     click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")
