@@ -18,7 +18,8 @@ from .query import print_maps
 @pass_settings
 def run(settings: Settings, project: str | None, regenerate: bool) -> None:
     """Materialize everything pending, in-process: preprocess, facet, embed, then topic maps where the gates
-    are met (400 traces, 100 unique facets by default), then classify."""
+    are met (400 traces, 100 unique facets by default), then classify. Exits 1 when a stage finished nothing
+    because everything it tried failed (the counts by reason are printed); work the gates defer exits 0."""
     summary = _run(settings, project, regenerate)
     click.echo(f"processed {len(summary.days)} day(s); maps generated: {', '.join(summary.maps_generated) or 'none'}")
     for key, reason in summary.maps_skipped.items():
