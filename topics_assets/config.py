@@ -92,7 +92,9 @@ class LLMSettings(_Settings):
     api_base: str | None = None
     api_key_env: str | None = Field(default=None, description="Name of the env var holding the key (never the key).")
     max_in_flight: int = 8
-    timeout_s: float = 60.0
+    timeout_s: float = Field(default=60.0, description="Seconds the SDK waits for each read of an answer.")
+    deadline_s: float | None = Field(default=None, gt=0, description="Seconds one request may take in all, however "
+                                     "slowly its answer trickles in; None = timeout_s.")
     max_retries: int = 5
     temperature: float = 0.0
     max_output_tokens: int = 800
@@ -109,6 +111,9 @@ class EmbeddingSettings(_Settings):
     api_key_env: str | None = None
     batch_size: int = Field(default=64, description="Texts per API request for remote models; the local model "
                                                     "uses its own tuned batches.")
+    timeout_s: float = Field(default=60.0, description="Remote models: seconds the SDK waits for each read.")
+    deadline_s: float | None = Field(default=None, gt=0, description="Remote models: seconds one batch request "
+                                     "may take in all; None = timeout_s.")
 
 
 class PreprocessSettings(_Settings):
@@ -337,8 +342,11 @@ ENV_VARS = {
     "TOPICS_LLM_MAX_RETRIES": "llm.max_retries",
     "TOPICS_LLM_BACKOFF_BASE_S": "llm.backoff_base_s",
     "TOPICS_LLM_CIRCUIT_BREAKER": "llm.circuit_breaker",
+    "TOPICS_LLM_TIMEOUT_S": "llm.timeout_s",
+    "TOPICS_LLM_DEADLINE_S": "llm.deadline_s",
     "TOPICS_EMBEDDING_MODEL": "embedding.model",
     "TOPICS_EMBEDDING_API_BASE": "embedding.api_base",
+    "TOPICS_EMBEDDING_DEADLINE_S": "embedding.deadline_s",
     "TOPICS_MAX_TOKENS": "preprocess.max_tokens",
     "TOPICS_REDACT": "preprocess.redact",
     "TOPICS_PREPROCESSOR": "preprocess.custom",

@@ -7,16 +7,36 @@ the module of its group (ingest, run, query, cluster) and is registered on the o
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import click
 
 from ..config import ConfigError, config_file, load_settings
+from ..disk import disk_full
 from . import cluster, ingest, query, run, serve
 from .common import CONFIG_FILE
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class TopicsGroup(click.Group):
+    """A store that cannot be used (damaged, missing tables, too new) or a disk that is full is one line
+    that says what to do, and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as e:
+            # Only a loaded store module can have raised its errors (imported lazily, for a fast --help).
+            base = sys.modules.get("topics_assets.store.base")
+            if base is not None and isinstance(e, base.StoreUnusable):
+                raise click.ClickException(str(e)) from e
+            full = disk_full(e)
+            if full:
+                raise click.ClickException(full) from e
+            raise
+
+
+@click.group(cls=TopicsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="topics.yaml to read (default: $TOPICS_CONFIG, else ./topics.yaml if present).")
 @click.version_option(package_name="topics")

@@ -15,8 +15,8 @@ from .common import command, gate_advice, instance_for, known_facet, pass_settin
 @click.option("--write", is_flag=True, help="Allow the query to change the store (read-only by default).")
 @pass_settings
 def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
-    """Run a SQL query on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    quarantine; view trace_topics). Read-only unless --write."""
+    """Run one SQL statement on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
+    quarantine; view trace_topics). More than one statement per call is refused. Read-only unless --write."""
     from ..store import QueryError
 
     if write:

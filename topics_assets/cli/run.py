@@ -18,7 +18,8 @@ from .query import print_maps
 @pass_settings
 def run(settings: Settings, project: str | None, regenerate: bool) -> None:
     """Materialize everything pending, in-process: preprocess, facet, embed, then topic maps where the gates
-    are met (400 traces, 100 unique facets by default), then classify."""
+    are met (400 traces, 100 unique facets by default), then classify. Exits 1 when a stage finished nothing
+    because everything it tried failed (the counts by reason are printed); work the gates defer exits 0."""
     summary = _run(settings, project, regenerate)
     click.echo(f"processed {len(summary.days)} day(s); maps generated: {', '.join(summary.maps_generated) or 'none'}")
     for key, reason in summary.maps_skipped.items():
@@ -29,6 +30,23 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
         p, f = next(iter(summary.maps_skipped)).rsplit("/", 1)
         gate = gate_status(store=store_for(settings), settings=settings, project=p, facet=f)
         click.echo(f"  to get maps anyway: {gate_advice(settings, gate, p, f)}")
+    report_failures(summary)
+
+
+def report_failures(summary) -> None:
+    """Each stage's failed items by reason; exit 1 when a stage finished nothing because everything it
+    tried failed. A run whose work the gates merely defer still exits 0."""
+    from ..results import describe_failures
+
+    stuck = summary.stalled()
+    for asset, progress in summary.progress.items():
+        if progress["failed"] and asset not in stuck:
+            say(f"{asset}: {describe_failures(progress)}; they are retried on the next run")
+    for asset, progress in stuck.items():
+        click.echo(f"{asset}: no progress, {describe_failures(progress)}; the failed items are retried on the "
+                   f"next run", err=True)
+    if stuck:
+        raise click.exceptions.Exit(1)
 
 
 def _run(settings: Settings, project: str | None, regenerate: bool = False):
@@ -68,7 +86,8 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
         f"quarantined {summary['quarantined']}")
     engine = f"LLM {settings.llm.model}" if settings.llm.model else "extractive (offline; set TOPICS_LLM_MODEL for LLM facets)"
     say(f"facets: {engine}; embeddings: {settings.embedding.model}")
-    _run(settings, project, regenerate=False)
+    summary = _run(settings, project, regenerate=False)
+    report_failures(summary)
     print_maps(settings, project, None, top=25)
     where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
     click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")

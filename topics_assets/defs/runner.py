@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions
 
+from ..results import add_progress, stalled
 from ..topics.stage import gate_status
 from ..config import Settings
 from ..store import Store
@@ -32,6 +33,12 @@ class RunSummary:
     maps_generated: list[str] = field(default_factory=list)
     maps_skipped: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, dict] = field(default_factory=dict)  # asset -> last metadata
+    progress: dict[str, dict] = field(default_factory=dict)  # asset -> its `progress` summed over the run
+
+    def stalled(self) -> dict[str, dict]:
+        """Stages that finished nothing in this run because every item they tried failed (work the
+        gates merely defer is not in here)."""
+        return {asset: p for asset, p in self.progress.items() if stalled(p)}
 
 
 def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
@@ -41,20 +48,36 @@ def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
         instance.add_dynamic_partitions(PROJECTS.name, new)
 
 
-# Step-level events stay in the run's log (and the UI); the console shows warnings and errors.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Step-level events stay in the run's log (and the UI). The console shows none: a failed step comes
+# back as RunFailed with its error in one line, and what failed per item is in the run's `progress`
+# (the CLI prints both), so no Dagster traceback lands on the user's terminal.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summary: RunSummary, **kwargs) -> None:
     result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False,
                                                                 run_config=QUIET, **kwargs)
     if not result.success:
-        errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
+        errors = [_error_text(e.event_specific_data.error) for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and e.event_specific_data.error]
         raise RunFailed(f"{job_name} run {result.run_id} failed: {'; '.join(errors) or 'see the run in Dagster'}")
     for mat in result.get_asset_materialization_events():
         m = mat.materialization
-        summary.metadata[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+        asset = m.asset_key.to_user_string()
+        summary.metadata[asset] = {k: v.value for k, v in m.metadata.items()}
+        if isinstance(summary.metadata[asset].get("progress"), dict):
+            summary.progress[asset] = add_progress(summary.progress.get(asset), summary.metadata[asset]["progress"])
+
+
+def _error_text(error) -> str:
+    """A step's error and, where Dagster wrapped it, the error that caused it (what the user needs)."""
+    text = str(error.message).strip()
+    root = error
+    while (root.cause or root.context) is not None:
+        root = root.cause or root.context
+    if root is not error:
+        text = f"{text.splitlines()[0]} {str(root.message).strip()}"
+    return text
 
 
 def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summary: RunSummary,

@@ -26,6 +26,7 @@ def embed_texts(
     max_retries: int = 5,
     *,
     timeout_s: float = 60.0,
+    deadline_s: float | None = None,
     max_in_flight: int = 1,
     input_type: str | None = "document",
     backoff_base_s: float = BACKOFF_BASE_S,
@@ -35,7 +36,8 @@ def embed_texts(
     "voyage/<model>" goes through the voyageai SDK (batches of at most 128 texts and an estimated
     120k tokens); any other name through litellm.embedding. Batches are retried like chat calls;
     if one batch fails for good the whole call raises LLMError, since a partial matrix is no use.
-    input_type is passed to Voyage only (document vs query embeddings differ there).
+    input_type is passed to Voyage only (document vs query embeddings differ there). timeout_s
+    bounds each read; deadline_s (default timeout_s) each batch request in all.
     """
     texts = list(texts)
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -45,7 +47,7 @@ def embed_texts(
         raise ValueError("the 'local' embedding model runs in-process, not through embed_texts")
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    policy = RetryPolicy(max_retries=max_retries, backoff_base_s=backoff_base_s)
+    policy = RetryPolicy(max_retries=max_retries, backoff_base_s=backoff_base_s, deadline_s=deadline_s or timeout_s)
 
     if model.startswith("voyage/"):
         batches = voyage_batches(texts, min(batch_size, VOYAGE_MAX_TEXTS), VOYAGE_MAX_TOKENS)
@@ -139,5 +141,6 @@ class RemoteEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         key = os.environ.get(self.settings.api_key_env) if self.settings.api_key_env else None
         vecs = embed_texts(texts, self.settings.model, api_base=self.settings.api_base, api_key=key,
-                           batch_size=self.settings.batch_size)
+                           batch_size=self.settings.batch_size, timeout_s=self.settings.timeout_s,
+                           deadline_s=self.settings.deadline_s)
         return normalise(vecs)

@@ -28,6 +28,8 @@ def text_hash(text: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class FacetResult(StageResult):
+    DONE_FIELD = "faceted"
+
     traces: int
     faceted: int
     cache_hits: int

@@ -72,7 +72,8 @@ class LLMClient:
         self._api_key = api_key
         if backoff_base_s is None:
             backoff_base_s = settings.backoff_base_s
-        self.retry = RetryPolicy(settings.max_retries, backoff_base_s, backoff_cap_s, max_retry_after_s)
+        self.retry = RetryPolicy(settings.max_retries, backoff_base_s, backoff_cap_s, max_retry_after_s,
+                                 deadline_s=settings.deadline_s or settings.timeout_s)
         self._lock = threading.Lock()
         self._format_mode: str | None = None  # decided on first use (needs litellm)
         self._counts: Counter = Counter()
@@ -160,7 +161,18 @@ class LLMClient:
         costs: list[float] = []
         try:
             for round_ in range(2):
-                resp, n = self._complete(messages, schema, schema_name)
+                try:
+                    resp, n = self._complete(messages, schema, schema_name)
+                except LLMError as e:
+                    if e.reason != "invalid_json":  # an answer whose bytes are not UTF-8 (retries.py)
+                        raise
+                    attempts += e.attempts
+                    bad = BadOutput("invalid_json", "the answer was not valid UTF-8 text")
+                    if round_ == 1:
+                        raise LLMOutputError(str(bad), bad.reason, attempts) from e
+                    self._add(reasks=1)
+                    messages = messages + [{"role": "user", "content": reask_message(bad)}]
+                    continue
                 attempts += n
                 usage = getattr(resp, "usage", None)
                 tin = int(getattr(usage, "prompt_tokens", 0) or 0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,6 +19,8 @@ MAX_RETRY_AFTER_S = 60.0  # a Retry-After longer than this is a quota, not a bli
 
 _TIMEOUT_NAMES = {"Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout"}
 _CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "RemoteProtocolError", "ServiceUnavailableError"}
+# The answer's bytes are not UTF-8: the model's output is bad, not the endpoint (re-ask, never retry).
+_UNDECODABLE_NAMES = {"UnicodeDecodeError"}
 _NON_RETRYABLE = {400: "bad_request", 401: "auth", 403: "permission_denied", 404: "not_found", 422: "unprocessable"}
 
 
@@ -33,10 +37,15 @@ def classify_error(exc: BaseException) -> tuple[bool, str, int | None]:
         status = None
     if names & _TIMEOUT_NAMES or isinstance(exc, TimeoutError):
         return True, "timeout", status
+    if names & _UNDECODABLE_NAMES:
+        return False, "invalid_json", status
     if status is None or status == 500:
-        # litellm reports a dropped connection, and a missing API key, as InternalServerError
-        # (500); the cause chain says what really happened (seen against FakeLLMServer).
+        # litellm reports a dropped connection, a missing API key, and a 200 answer that is not
+        # UTF-8 as InternalServerError (500); the cause chain says what really happened (seen
+        # against FakeLLMServer).
         causes = _cause_names(exc)
+        if causes & _UNDECODABLE_NAMES:
+            return False, "invalid_json", status
         if causes & _TIMEOUT_NAMES:
             return True, "timeout", status
         if causes & _CONNECTION_NAMES:
@@ -120,12 +129,47 @@ def retry_after_s(exc: BaseException) -> float | None:
     return None
 
 
+class DeadlineExceeded(TimeoutError):
+    """A request still unanswered at its total deadline (classified as a retryable `timeout`)."""
+
+
+def call_with_deadline(fn: Callable[[], Any], deadline_s: float | None) -> Any:
+    """fn(), but the caller waits at most `deadline_s` seconds in all, then DeadlineExceeded.
+
+    SDK timeouts (httpx, and so litellm, openai and voyageai) bound each read, not the request:
+    a server that trickles a few bytes at a time keeps a call open for ever. fn runs in a daemon
+    thread; on the deadline the caller moves on and the abandoned request ends when its own
+    per-read timeout or the server does (its answer is dropped). None or 0: no deadline.
+    """
+    if not deadline_s or deadline_s <= 0:
+        return fn()
+    done = threading.Event()
+    box: dict[str, Any] = {}
+    ctx = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["value"] = ctx.run(fn)
+        except BaseException as e:  # noqa: BLE001 (handed to the caller below)
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="topics-deadline", daemon=True).start()
+    if not done.wait(deadline_s):
+        raise DeadlineExceeded(f"no complete answer within the {deadline_s:g} s deadline")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 @dataclass
 class RetryPolicy:
     max_retries: int = 5
     backoff_base_s: float = BACKOFF_BASE_S
     backoff_cap_s: float = BACKOFF_CAP_S
     max_retry_after_s: float = MAX_RETRY_AFTER_S
+    deadline_s: float | None = None  # total seconds per attempt (call_with_deadline); None: none
 
     def delay(self, retry_index: int, exc: BaseException) -> float:
         """Full jitter (AWS style), but never less than the server's Retry-After."""
@@ -144,7 +188,7 @@ class RetryPolicy:
         while True:
             attempt += 1
             try:
-                return call(), attempt
+                return call_with_deadline(call, self.deadline_s), attempt
             except Exception as exc:  # noqa: BLE001 (classified right below)
                 retryable, reason, status = classify_error(exc)
                 will_retry = retryable and attempt <= self.max_retries

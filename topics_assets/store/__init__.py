@@ -6,7 +6,8 @@ anything else a DuckDB file (the embedded default).
 
 from __future__ import annotations
 
-from .base import GenerationConflict, QueryError, SchemaTooNew, SQLStore, now_utc, vectors_to_array
+from .base import (GenerationConflict, QueryError, SchemaTooNew, SQLStore, StoreDamaged, StoreIncomplete, StoreUnusable,
+                   now_utc, vectors_to_array)
 from .duckdb import DuckDBStore
 from .postgres import PostgresStore
 from .protocol import Store, TraceKey
@@ -26,6 +27,6 @@ def open_store(database: str, lock_wait_s: float = 300.0) -> Store:
 
 __all__ = [
     "DuckDBStore", "FACET_COLUMNS", "GenerationConflict", "PostgresStore", "QueryError", "SCHEMA_VERSION",
-    "SQLStore", "SchemaTooNew", "Store", "TOPIC_COLUMNS", "TRACE_COLUMNS", "TraceKey", "is_postgres_url", "now_utc",
+    "SQLStore", "SchemaTooNew", "Store", "StoreDamaged", "StoreIncomplete", "StoreUnusable", "TOPIC_COLUMNS", "TRACE_COLUMNS", "TraceKey", "is_postgres_url", "now_utc",
     "open_store", "vectors_to_array",
 ]

@@ -26,6 +26,10 @@ from .schema import (
     ALERT_KEY,
     CLASSIFICATION_COLUMNS,
     DDL,
+    TABLES,
+    VIEW_DDL,
+    VIEWS,
+    tables_required,
     FACET_COLUMNS,
     FAILURE_COLUMNS,
     MIGRATIONS,
@@ -48,7 +52,26 @@ class QueryError(RuntimeError):
     """A query given to `query_df` failed (bad SQL, or a write on a read-only query)."""
 
 
-class SchemaTooNew(RuntimeError):
+class StoreUnusable(RuntimeError):
+    """The store cannot be used as it is (damaged, incomplete, or newer than this release); the
+    message says why and what to do, in one line, and nothing was written to it."""
+
+
+class StoreDamaged(StoreUnusable):
+    """The store's file is damaged (truncated, or not a database of this backend)."""
+
+
+class StoreIncomplete(StoreUnusable):
+    """The store is at a recorded schema version but lacks tables it must have (dropped, or lost)."""
+
+
+def one_statement_error(found: int | None) -> "QueryError":
+    """The refusal of a query holding other than one statement (`found`: how many, if known)."""
+    many = "none" if found == 0 else "more than one" if found is None else str(found)
+    return QueryError(f"one SQL statement per call, and this query has {many}; run each statement on its own")
+
+
+class SchemaTooNew(StoreUnusable):
     """The store was made by a newer release than this one."""
 
 
@@ -164,6 +187,35 @@ class SQLStore:
             return 1 if self._has_table(c, "raw_traces") else None
         return self._one(c, "SELECT max(version) FROM schema_version")
 
+    def _relations(self, c) -> set[str]:
+        """Names of the tables and views in the store's schema."""
+        return set(self._column(c, """SELECT table_name FROM information_schema.tables
+                                      WHERE table_schema = current_schema()"""))
+
+    def _check_intact(self) -> None:
+        """Raise StoreDamaged when the store's storage is damaged (a backend that can tell)."""
+
+    def _check_complete(self, c) -> None:
+        """A store at a recorded version must have its tables: one that lacks some is refused, never
+        silently given new empty ones (its rows would be gone without a word). A store with none of
+        them is new. A missing view is remade (it holds no rows)."""
+        present = self._relations(c)
+        found = self._version(c)
+        if found is None:
+            required = TABLES if present & set(TABLES) else ()
+        else:
+            required = tables_required(min(found, SCHEMA_VERSION))
+        missing = [t for t in required if t not in present]
+        if missing:
+            at = f"at schema version {found}" if found is not None else "without a schema version"
+            raise StoreIncomplete(
+                f"{self.database}: the store is {at} but lacks table(s) {', '.join(missing)} (dropped or lost); "
+                f"nothing was written and they are not recreated empty. Restore the store from a backup, or "
+                f"move it aside and ingest into a new one")
+        if found == SCHEMA_VERSION and not set(VIEWS) <= present:
+            with self._begin(c):
+                c.execute(VIEW_DDL)
+
     def schema_version(self) -> int | None:
         with self.conn() as c:
             return self._version(c)
@@ -172,7 +224,9 @@ class SQLStore:
         """Create the schema, or migrate a store made by an older release forward, keeping its rows."""
         if self._schema_ready:
             return
+        self._check_intact()
         with self._connect() as c:
+            self._check_complete(c)
             if self._version(c) != SCHEMA_VERSION:
                 with self._begin(c):
                     self._lock(c, "schema")
@@ -215,12 +269,18 @@ class SQLStore:
 
     # ----- the SQL contract for users and tests ------------------------------------
     def query_df(self, sql: str, params: list | None = None, read_only: bool = False) -> pd.DataFrame:
-        """Any SQL on the store (`?` placeholders); `read_only` refuses changes."""
+        """Exactly one SQL statement on the store (`?` placeholders); `read_only` refuses changes.
+
+        More than one is refused before any runs: a `SELECT 1; DROP TABLE ...` never drops."""
         try:
             with self.conn(read_only=read_only) as c:
-                return self._fetch_df(c, sql, params or [])
+                return self._fetch_statement(c, sql, params or [])
         except self.Error as e:
             raise QueryError(str(e)) from e
+
+    def _fetch_statement(self, c, sql: str, params: list) -> pd.DataFrame:
+        """`_fetch_df`, but QueryError(ONE_STATEMENT) unless `sql` is exactly one statement."""
+        raise NotImplementedError
 
     def _df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         with self.conn() as c:

@@ -7,7 +7,9 @@ another process's write lock with jittered backoff, so two runs at once both fin
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from .base import SQLStore
+from .base import SQLStore, StoreDamaged, one_statement_error
+
+# A DuckDB file is a 4 KiB main header and two 4 KiB database headers, then its blocks.
+HEADERS_BYTES = 3 * 4096
 
 
 def _is_lock_error(e: Exception) -> bool:
@@ -47,11 +52,83 @@ def connect_with_retry(database: str, wait_s: float = 300.0,
         conn.close()
 
 
+def recorded_blocks(database: str) -> tuple[int, int] | None:
+    """(block count, block size) from a DuckDB file's newest database header, or None when the header
+    is not in the layout this knows (then nothing is claimed).
+
+    Layout: a 4 KiB main header ("DUCK" at byte 8), then two 4 KiB database headers, each a checksum
+    and then iteration, meta block, free list, block count, block size (little-endian 64-bit)."""
+    with open(database, "rb") as f:
+        head = f.read(HEADERS_BYTES)
+    if len(head) < HEADERS_BYTES or head[8:12] != b"DUCK":
+        return None
+    headers = [struct.unpack_from("<Q5Q", head, offset) for offset in (4096, 8192)]
+    _, _, _, _, blocks, block_size = max(headers, key=lambda h: h[1])
+    if not (4096 <= block_size <= 1 << 24 and block_size & (block_size - 1) == 0) or blocks > 1 << 40:
+        return None
+    return blocks, block_size
+
+
+def highest_block_in_use(c: duckdb.DuckDBPyConnection) -> int:
+    """The highest block id that the catalog's metadata or any table's column segments live in
+    (metadata only: no row is read)."""
+    tables = [r[0] for r in c.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = "
+                                      "current_database() AND schema_name = current_schema()").fetchall()]
+    highest = c.execute("SELECT coalesce(max(block_id), -1) FROM pragma_metadata_info()").fetchone()[0]
+    for t in tables:
+        used = c.execute("SELECT max(greatest(block_id, coalesce(list_max(additional_block_ids), -1))) "
+                         "FROM pragma_storage_info(?)", [t]).fetchone()[0]
+        highest = max(highest, -1 if used is None else int(used))
+    return int(highest)
+
+
+def damaged_message(database: str, why: str) -> str:
+    return (f"{database}: the store is damaged ({why}); nothing was written to it. Restore it from a backup, "
+            f"or move it aside (mv {database} {database}.damaged) and ingest again into a new one")
+
+
 class DuckDBStore(SQLStore):
     Error = duckdb.Error
 
     def _connect(self, read_only: bool = False):
         return connect_with_retry(self.database, self.lock_wait_s, read_only)
+
+    def _check_intact(self) -> None:
+        """A truncated or foreign file is refused before anything writes to it.
+
+        Cheap: a read-only open, and the file's size against the blocks its newest header counts
+        (DuckDB opens a truncated file and reads most of it, failing only on the lost blocks, later)."""
+        if self.database == ":memory:" or not os.path.exists(self.database):
+            return
+        try:
+            try:
+                with connect_with_retry(self.database, self.lock_wait_s, read_only=True) as c:
+                    why = self._truncation(c)
+            except duckdb.ConnectionException as e:
+                if "different configuration" not in str(e):
+                    raise
+                # This process has the file open read-write already (DuckDB then refuses a read-only
+                # connection to it): check through one like it.
+                with connect_with_retry(self.database, self.lock_wait_s) as c:
+                    why = self._truncation(c)
+        except duckdb.Error as e:
+            if _is_lock_error(e):
+                raise
+            why = f"DuckDB cannot open it: {str(e).splitlines()[0]}"
+        if why:
+            raise StoreDamaged(damaged_message(self.database, why))
+
+    def _truncation(self, c: duckdb.DuckDBPyConnection) -> str | None:
+        """Why the file is shorter than it must be, or None. DuckDB cuts free blocks off the end of the
+        file, so a file shorter than its header's block count is damaged only if a block in use is gone."""
+        recorded = recorded_blocks(self.database)
+        size = os.path.getsize(self.database)
+        if recorded is None or size >= HEADERS_BYTES + recorded[0] * recorded[1]:
+            return None
+        need = HEADERS_BYTES + (highest_block_in_use(c) + 1) * recorded[1]
+        if size >= need:
+            return None
+        return f"the file is truncated: {size:,} bytes of the {need:,} its blocks need"
 
     @contextlib.contextmanager
     def _begin(self, c: duckdb.DuckDBPyConnection) -> Iterator[None]:
@@ -72,6 +149,13 @@ class DuckDBStore(SQLStore):
 
     def _fetch_columns(self, c, sql: str, params: list) -> dict[str, Any]:
         return c.execute(sql, params).fetchnumpy()
+
+    def _fetch_statement(self, c, sql: str, params: list) -> pd.DataFrame:
+        # DuckDB's own parser splits the text (quotes, comments and all); execute() would run every part.
+        found = len(duckdb.extract_statements(sql))
+        if found != 1:
+            raise one_statement_error(found)
+        return self._fetch_df(c, sql, params)
 
     def _sample(self, sql: str, n: int, seed: int) -> str:
         return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed}) ORDER BY project, trace_id"

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import errors
 from psycopg.types.string import TextLoader
 
-from .base import SQLStore
+from .base import SQLStore, one_statement_error
 
 
 def _py(v: Any) -> Any:
@@ -38,6 +38,12 @@ def _py(v: Any) -> Any:
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     return v
+
+
+def _df(cur) -> pd.DataFrame:
+    if cur.description is None:
+        return pd.DataFrame()
+    return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
 class PostgresStore(SQLStore):
@@ -71,10 +77,19 @@ class PostgresStore(SQLStore):
                 copy.write_row([_py(v) for v in row])
 
     def _fetch_df(self, c, sql: str, params: list) -> pd.DataFrame:
-        cur = c.execute(self._sql(sql), params) if params else c.execute(sql)
-        if cur.description is None:
-            return pd.DataFrame()
-        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        return _df(c.execute(self._sql(sql), params) if params else c.execute(sql))
+
+    def _fetch_statement(self, c, sql: str, params: list) -> pd.DataFrame:
+        # A prepared statement holds exactly one command: the server refuses more before running any
+        # (the simple protocol that execute() uses without parameters would run them all).
+        cur = c.cursor()
+        try:
+            cur.execute(self._sql(sql) if params else sql, params or None, prepare=True)
+        except errors.SyntaxError as e:
+            if "multiple commands" in str(e):
+                raise one_statement_error(None) from e
+            raise
+        return _df(cur)
 
     def _fetch_columns(self, c, sql: str, params: list) -> dict[str, Any]:
         # Binary results: float4 arrays are parsed in C, not from their text.

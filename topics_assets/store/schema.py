@@ -218,6 +218,22 @@ WHERE newest = 1;
 
 DDL = TABLES_DDL + VIEW_DDL
 
+TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", TABLES_DDL))
+VIEWS = ("trace_topics",)
+# The tables of the first release, and those each later version added. A store at version v must hold
+# every one of them up to v; at SCHEMA_VERSION, every table above (so a table added by a new migration
+# needs no entry here to be required once a store has it).
+V1_TABLES = ("raw_traces", "quarantine", "traces", "facets", "facet_failures", "facet_embeddings",
+             "topic_map_generations", "topic_maps", "classifications")
+TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",)}
+
+
+def tables_required(version: int) -> tuple[str, ...]:
+    """The tables a store at schema `version` cannot lack (a missing one was dropped or lost)."""
+    if version >= SCHEMA_VERSION:
+        return TABLES
+    return V1_TABLES + tuple(t for v, added in sorted(TABLES_ADDED.items()) if v <= version for t in added)
+
 
 def _table_ddl(table: str) -> str:
     """The CREATE TABLE statement of `table` in TABLES_DDL, without IF NOT EXISTS and its semicolon."""

@@ -14,6 +14,12 @@ Faults are consumed in order, one per request (chat or embeddings alike):
     ("truncated", None, {})               the handler's content cut in half, finish_reason "length"
     ("drop", None, {})                    close the socket without any response
     ("slow", seconds, {})                 sleep, then answer normally
+    ("drip", seconds, {})                 the normal answer, 8 bytes at a time, `seconds` apart (every
+                                          read is quick, the whole answer slow: a per-read timeout
+                                          never fires)
+    ("bad_utf8", None, {})                chat content with bytes that are not UTF-8 (a 200 answer)
+
+`fail_all = (code, headers)` answers every request with that HTTP status, after any faults.
 
 `schema_answer` answers any facet schema validly; `python -m topics_assets.testing.llm_server
 --latency 0.25` runs one in its own process (benchmarks).
@@ -132,6 +138,7 @@ class FakeLLMServer:
         self.embed_handler = embed_handler or default_embed_handler
         self.latency_s = latency_s
         self.faults: collections.deque = collections.deque()  # appends/poplefts are thread-safe
+        self.fail_all: tuple[int, dict] | None = None
         self._requests: list[tuple[str, dict, float]] = []
         self._headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -252,6 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, path: str, body: dict) -> None:
         fake = self.fake
+        self._drip_s = None
         if fake.latency_s:
             time.sleep(fake.latency_s)
         if path.endswith("/chat/completions"):
@@ -262,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(404, f"unknown path {path}", {})
             return
         fault = fake._next_fault()
+        if fault is None and fake.fail_all is not None:
+            fault = ("status", *fake.fail_all)
         name, arg, headers = (tuple(fault) + (None, {}))[:3] if fault else (None, None, {})
         headers = headers or {}
         if name == "status":
@@ -273,6 +283,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if name == "slow":
             time.sleep(float(arg))
+        if name == "drip":
+            self._drip_s = float(arg)
         if kind == "chat":
             self._chat(body, name)
         else:
@@ -292,27 +304,28 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = count_tokens(" ".join(_text_of(m.get("content")) for m in body.get("messages", [])))
         completion = count_tokens(content)
         fake._count_usage(prompt, completion)
-        self._send_json(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "test-model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": completion,
-                    "total_tokens": prompt + completion,
-                },
+        answer = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
             },
-        )
+        }
+        data = json.dumps(answer).encode()
+        if fault == "bad_utf8":  # a lone continuation byte and a truncated sequence inside the content
+            data = data.replace(b'"content": "', b'"content": "\x80\xe2\x82', 1)
+        self._send_raw(200, data, {})
 
     def _embeddings(self, body: dict, fault: str | None) -> None:
         fake = self.fake
@@ -358,7 +371,14 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, str(value))
         self.end_headers()
-        self.wfile.write(data)
+        drip = getattr(self, "_drip_s", None)
+        if not drip:
+            self.wfile.write(data)
+            return
+        for i in range(0, len(data), 8):
+            self.wfile.write(data[i : i + 8])
+            self.wfile.flush()
+            time.sleep(drip)
 
 
 def main() -> None:

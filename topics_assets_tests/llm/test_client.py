@@ -11,6 +11,7 @@ import pytest
 
 from topics_assets.config import LLMSettings
 from topics_assets.embed.remote import embed_texts, estimate_tokens, voyage_batches
+from topics_assets.llm.client import litellm_module
 from topics_assets.llm import (
     LLMClient,
     LLMError,
@@ -412,3 +413,64 @@ def test_classify_error_defaults():
     assert classify_error(TimeoutError()) == (True, "timeout", None)
     assert classify_error(ConnectionResetError()) == (True, "connection", None)
     assert classify_error(KeyError("x")) == (False, "unexpected", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# total deadlines: a per-read timeout never fires on an answer that trickles in
+# ---------------------------------------------------------------------------------------------
+def test_a_dripping_answer_is_cut_at_the_total_deadline(server):
+    # 8 bytes every 0.1 s: a ~400-byte answer takes ~5 s, every read well inside the 1 s timeout.
+    server.faults.append(("drip", 0.1, {}))
+    client = make_client(server, timeout_s=1.0, max_retries=0)
+    litellm_module()  # its import (seconds) is not the call's time
+    t0 = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        client.complete_json(MESSAGES, SCHEMA, validate=require_task)
+    elapsed = time.monotonic() - t0
+    assert info.value.reason == "timeout"
+    assert "deadline" in str(info.value)
+    assert elapsed < 2.5, f"the call stayed open {elapsed:.1f}s past its 1 s deadline"
+
+
+def test_the_deadline_has_its_own_setting_and_a_retry_follows(server):
+    server.faults.append(("drip", 0.1, {}))
+    client = make_client(server, timeout_s=30.0, deadline_s=1.0, max_retries=1)
+    litellm_module()
+    t0 = time.monotonic()
+    result = client.complete_json(MESSAGES, SCHEMA, validate=require_task)
+    assert result.attempts == 2 and time.monotonic() - t0 < 3.5
+    assert client.stats["errors_by_reason"] == {"timeout": 1}
+
+
+def test_a_dripping_embedding_batch_is_cut_at_the_deadline(server):
+    server.faults.append(("drip", 0.1, {}))
+    litellm_module()
+    t0 = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        embed_texts(["a text"] * 4, "openai/test-embed", api_base=server.url, api_key="k", max_retries=0,
+                    timeout_s=1.0)
+    assert info.value.reason == "timeout" and time.monotonic() - t0 < 2.5
+
+
+# ---------------------------------------------------------------------------------------------
+# an answer that is not UTF-8 is bad output: asked again once, never retried as an outage
+# ---------------------------------------------------------------------------------------------
+def test_invalid_utf8_answer_is_asked_again_once(server):
+    server.faults.append(("bad_utf8", None, {}))
+    client = make_client(server)
+    result = client.complete_json(MESSAGES, SCHEMA, validate=require_task)
+    assert result.data == {"task": "Password reset help for a mobile app."}
+    assert len(server.requests) == 2 and result.attempts == 2
+    assert client.stats["reasks"] == 1 and client.stats["retries"] == 0
+    # the re-ask says what was wrong
+    assert "UTF-8" in server.requests[1][1]["messages"][-1]["content"]
+
+
+def test_invalid_utf8_twice_is_recorded_as_invalid_json(server):
+    server.faults.extend([("bad_utf8", None, {})] * 3)
+    client = make_client(server, max_retries=5)
+    with pytest.raises(LLMOutputError) as info:
+        client.complete_json(MESSAGES, SCHEMA, validate=require_task)
+    assert info.value.reason == "invalid_json"
+    assert len(server.requests) == 2
+    assert client.stats["failures_by_reason"] == {"invalid_json": 1}
