@@ -125,12 +125,16 @@ def assert_every_trace_faceted_once(store, settings, engine="llm", model="openai
 
 def asset_metadata(result, asset: str) -> dict:
     """The run's figures for `asset`: each day partition reports its own, so counts are summed over them."""
+    from topics_assets.results import add_progress
+
     total: dict = {}
     for m in result.get_asset_materialization_events():
         if m.materialization.asset_key.to_user_string() != asset:
             continue
         for k, v in ((k, v.value) for k, v in m.materialization.metadata.items()):
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k in total:
+            if k == "progress":
+                total[k] = add_progress(total.get(k), v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and k in total:
                 total[k] += v
             elif isinstance(v, dict) and isinstance(total.get(k), dict):
                 total[k] = {r: total[k].get(r, 0) + v.get(r, 0) for r in {*total[k], *v}}
