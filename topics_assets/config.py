@@ -202,6 +202,8 @@ class InsightSettings(_Settings):
     new_max_baseline_ratio: float = Field(default=0.1, ge=0, description="new: a topic first seen in this "
                                           "generation whose baseline share is at most this fraction of the day's.")
     min_failures: int = Field(default=3, ge=1, description="failing: at least this many failing traces that day.")
+    dispersion_prior_days: int = Field(default=10, ge=0, description="How many baseline days' weight the "
+                                       "facet's day-to-day dispersion has in each topic's own estimate.")
     min_topic_baseline: int = Field(default=20, ge=1, description="A topic with fewer baseline traces has its "
                                     "failure rate judged against the whole facet's.")
 

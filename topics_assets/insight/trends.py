@@ -3,9 +3,9 @@
 Every verdict is a test on counts against a trailing baseline, never a raw percentage change:
 - share (rising / falling): Fisher's exact test on the 2x2 table (the topic's traces and the rest, today
   against the baseline days), and, so that day-to-day variation beyond sampling noise does not read as
-  a trend, a quasi-binomial score test whose variance is the topic's own dispersion over the baseline
-  days (at least binomial), against Student's t with as many degrees of freedom as the baseline has
-  days less one. A topic must pass both (the larger p-value is kept);
+  a trend, a quasi-binomial score test whose variance is inflated by the topic's dispersion over the
+  baseline days (at least binomial), shrunk toward the whole facet's (a few days say little on their
+  own), against Student's t. A topic must pass both (the larger p-value is kept);
 - failure rate (failing): Fisher's exact test on the topic's failures today against its baseline
   (or the whole facet's, where the topic has too few baseline traces to judge by).
 p-values are adjusted with Benjamini-Hochberg across the topics of a (project, facet, day), one family
@@ -97,8 +97,13 @@ def _detect_group(g: pd.DataFrame, params: InsightSettings, only_days: list[str]
         pb = np.where(nb > 0, kb / nb, 0.0)
         chi2 = k2n - np.where(nb > 0, kb ** 2 / nb, 0.0)
         dof = np.maximum(days_b - 1, 1)
-        disp = np.where(pb * (1 - pb) > 0, chi2 / (pb * (1 - pb) * dof), 1.0)
-        disp = np.maximum(disp, 1.0)
+        # Each topic's own dispersion, shrunk toward the facet's (a few baseline days say little alone).
+        tested = pb * (1 - pb) > 0
+        own = np.where(tested, chi2 / np.where(tested, pb * (1 - pb), 1), 0.0)
+        pool = own.sum(axis=1, keepdims=True) / np.maximum((dof * tested).sum(axis=1, keepdims=True), 1)
+        prior = params.dispersion_prior_days
+        disp = np.maximum((own + prior * pool) / (np.where(tested, dof, 0) + prior), 1.0)
+        dof = dof + prior
         p_today = np.where(n > 0, k / np.where(n > 0, n, 1), 0.0)
         pooled = (k + kb) / np.maximum(n + nb, 1)
         se = np.sqrt(disp * pooled * (1 - pooled) * (1 / np.maximum(n, 1) + 1 / np.maximum(nb, 1)))

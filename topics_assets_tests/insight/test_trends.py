@@ -30,9 +30,10 @@ def frame(days=21, volume=400, seed=0, change=None, failures=None, first_seen=()
     return pd.DataFrame(rows)
 
 
-def test_steady_series_raise_nothing():
-    for seed in range(5):
-        assert detect(frame(seed=seed)).empty
+def test_steady_series_raise_almost_nothing():
+    """20 steady series of 7 topics over 18 judged days: at most 1 false alert per 100 topic-days."""
+    alerts = pd.concat([detect(frame(seed=seed).assign(project=f"p{seed}")) for seed in range(20)])
+    assert len(alerts) <= 0.01 * 20 * 7 * 18, alerts
 
 
 def test_a_doubled_share_rises_only_on_its_day():
@@ -79,9 +80,13 @@ def test_day_to_day_wobble_is_not_a_trend():
             rows.append({"project": "p", "facet": "task", "day": f"2026-02-{d + 1:02d}", "topic_id": f"t{t}",
                          "traces": int(c)})
     wobbly = pd.DataFrame(rows)
-    assert len(detect(wobbly)) <= 1
-    binomial_only = detect(wobbly, InsightSettings(min_ratio=1.0))
-    assert len(binomial_only) <= 2
+    # Sampling noise alone would make most of these 175 topic-days significant (20,000 traces a day).
+    exact = wobbly.assign(day=pd.to_datetime(wobbly.day)).pivot(index="day", columns="topic_id", values="traces")
+    share = exact.div(exact.sum(axis=1), axis=0)
+    z = (share - share.rolling(14, min_periods=3).mean().shift()) / np.sqrt(share * (1 - share) / 20_000)
+    assert (z.abs() > 4).sum().sum() > 100
+    assert len(detect(wobbly)) <= 2  # a 2.7-sigma swing of the wobble itself may still show
+    assert len(detect(wobbly, InsightSettings(min_ratio=1.0))) <= 3
 
 
 def test_benjamini_hochberg_matches_the_textbook():
