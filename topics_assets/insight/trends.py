@@ -55,9 +55,24 @@ def _windowed(a: np.ndarray, w: int) -> np.ndarray:
     return cs[idx] - cs[np.maximum(idx - w, 0)]
 
 
-def _dense(group: pd.DataFrame, value: str, days: pd.DatetimeIndex, topics: list[str]) -> np.ndarray:
-    piv = group.pivot_table(index="day", columns="topic_id", values=value, aggfunc="sum", fill_value=0)
-    return piv.reindex(index=days, columns=topics, fill_value=0).to_numpy(dtype=float)
+def _dense(group: pd.DataFrame, values: list[str], days: pd.DatetimeIndex, topics: list[str]) -> list[np.ndarray]:
+    """(days, topics) matrices of these columns, zero where a topic had no row."""
+    d = days.get_indexer(group["day"])
+    t = pd.Index(topics).get_indexer(group["topic_id"])
+    out = []
+    for v in values:
+        m = np.zeros((len(days), len(topics)))
+        np.add.at(m, (d, t), group[v].to_numpy(dtype=float))
+        out.append(m)
+    return out
+
+
+def _where(mask: np.ndarray, fn, *args) -> np.ndarray:
+    """fn(*args) where mask holds (NaN elsewhere): the exact tests are computed only where they are needed."""
+    out = np.full(mask.shape, np.nan)
+    if mask.any():
+        out[mask] = fn(*(np.broadcast_to(a, mask.shape)[mask] for a in args))
+    return out
 
 
 def detect(counts: pd.DataFrame, params: InsightSettings | None = None, days: list[str] | None = None) -> pd.DataFrame:
@@ -81,8 +96,7 @@ def _detect_group(g: pd.DataFrame, params: InsightSettings, only_days: list[str]
         g = g.assign(failures=0)
     calendar = pd.date_range(g.day.min(), g.day.max(), freq="D")
     topics = sorted(g.topic_id.unique())
-    k = _dense(g, "traces", calendar, topics)  # (days, topics)
-    f = _dense(g, "failures", calendar, topics)
+    k, f = _dense(g, ["traces", "failures"], calendar, topics)  # (days, topics)
     first_seen = (g.groupby("topic_id")["first_seen"].max().reindex(topics).fillna(False).to_numpy(bool)
                   if "first_seen" in g else np.ones(len(topics), bool))
     is_topic = np.array([t != NO_MATCH for t in topics])
@@ -114,9 +128,17 @@ def _detect_group(g: pd.DataFrame, params: InsightSettings, only_days: list[str]
     judged = np.broadcast_to(judged, k.shape)
     total = n + nb
     # Fisher, one-sided each way: today's count among the traces of both periods that are this topic's.
-    rise_exact = stats.hypergeom.sf(k - 1, total, k + kb, n)
-    fall_exact = stats.hypergeom.cdf(k, total, k + kb, n)
     rise_q, fall_q = stats.t.sf(z, dof), stats.t.cdf(z, dof)
+    # The exact test only where the other leaves a chance: past alpha, a p-value cannot be rejected
+    # whatever it is, and cannot change the q-values of those that are (so it stays the t-test's).
+    rise_exact = _where(judged & (k >= params.min_count) & (rise_q <= params.alpha),
+                        stats.hypergeom.sf, k - 1, total, k + kb, n)
+    fall_exact = _where(judged & (n * pb >= params.min_count) & (fall_q <= params.alpha),
+                        stats.hypergeom.cdf, k, total, k + kb, n)
+    # A topic too small to rise (or to fall) is still one of the day's hypotheses: p = 1, not untested.
+    small_rise, small_fall = judged & (k < params.min_count), judged & (n * pb < params.min_count)
+    rise_exact = np.where(small_rise, 1.0, np.where(np.isnan(rise_exact), rise_q, rise_exact))
+    fall_exact = np.where(small_fall, 1.0, np.where(np.isnan(fall_exact), fall_q, fall_exact))
     p_rise = np.where(judged, np.maximum(rise_exact, rise_q), np.nan)
     p_fall = np.where(judged, np.maximum(fall_exact, fall_q), np.nan)
     q_rise, q_fall = benjamini_hochberg(p_rise), benjamini_hochberg(p_fall)
@@ -132,7 +154,8 @@ def _detect_group(g: pd.DataFrame, params: InsightSettings, only_days: list[str]
         rate = np.where(k > 0, f / np.maximum(k, 1), 0.0)
         base_rate = np.where(base_k > 0, base_f / np.maximum(base_k, 1), np.nan)
     judged_f = judged & (k > 0) & (base_k > 0)
-    p_fail = np.where(judged_f, stats.hypergeom.sf(f - 1, k + base_k, f + base_f, k), np.nan)
+    p_fail = _where(judged_f & (f >= params.min_failures), stats.hypergeom.sf, f - 1, k + base_k, f + base_f, k)
+    p_fail = np.where(judged_f & np.isnan(p_fail), 1.0, p_fail)
     q_fail = benjamini_hochberg(p_fail)
     failing = (judged_f & (q_fail <= params.alpha) & (f >= params.min_failures)
                & (rate >= params.min_ratio * np.nan_to_num(base_rate)))
