@@ -17,7 +17,8 @@ from .common import command, gate_advice, instance_for, known_facet, pass_settin
 @pass_settings
 def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
     """Run a SQL query on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    quarantine; view trace_topics). Read-only unless --write."""
+    trace_outcomes, topic_stats, topic_alerts, quarantine; views trace_topics, topic_daily, topic_summary).
+    Read-only unless --write."""
     from ..store import QueryError
 
     if write:

@@ -1,0 +1,2 @@
+"""Insight: which topics fail, cost, grow or are new. Per-topic figures (stats), trends over them (trends,
+pure functions of a daily counts frame), and the stage that writes both to the store (stage)."""

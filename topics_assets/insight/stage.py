@@ -19,7 +19,7 @@ from ..config import Settings
 from ..results import StageResult
 from ..store import Store
 from .stats import topic_stats
-from .trends import NO_MATCH, detect
+from .trends import detect
 
 EXAMPLES = 2
 
@@ -88,7 +88,7 @@ def _describe(store: Store, found: pd.DataFrame, window: pd.DataFrame, day: str)
     latest = window.sort_values("day").groupby(["project", "facet", "topic_id"]).last()
     out = []
     for (p, f), g in found.groupby(["project", "facet"]):
-        examples = store.topic_examples(p, f, day, [t for t in g.topic_id.unique() if t != NO_MATCH], EXAMPLES)
+        examples = store.topic_examples(p, f, day, list(g.topic_id.unique()), EXAMPLES)
         for a in g.to_dict("records"):
             info = latest.loc[(p, f, a["topic_id"])] if (p, f, a["topic_id"]) in latest.index else None
             name = info["topic_name"] if info is not None else None

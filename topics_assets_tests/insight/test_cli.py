@@ -61,3 +61,10 @@ def test_maps_shows_failure_error_and_cost_beside_size(topics):
     assert "0.0%" in row and "$0.0100" in row
     failing = next(line for line in run("maps").output.splitlines() if line.startswith("task-003"))
     assert "%" in failing and failing.split()[4] != "0.0%"
+
+
+def test_help_lists_and_explains_trends():
+    runner = CliRunner()
+    assert "topics trends" in runner.invoke(cli, ["--help"]).output
+    out = runner.invoke(cli, ["trends", "--help"]).output
+    assert "Benjamini-Hochberg" in out and "--days" in out and "--json" in out
