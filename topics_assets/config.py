@@ -193,7 +193,7 @@ class InsightSettings(_Settings):
     baseline_days: int = Field(default=14, ge=2, description="Trailing days each day is judged against.")
     min_baseline_days: int = Field(default=3, ge=2, description="Days with traces in that window before a day "
                                    "is judged at all.")
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate per "
+    alpha: float = Field(default=0.02, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate per "
                          "(project, facet, day) and direction.")
     min_count: int = Field(default=5, ge=1, description="A rising topic has at least this many traces that day "
                            "(a falling one was expected to).")
