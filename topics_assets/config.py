@@ -252,6 +252,30 @@ class AlertSettings(_Settings):
     def sinks(self) -> list[str]:
         """The sinks configured, by name."""
         return [name for name, on in (("slack", self.slack.channel), ("webhook", self.webhook.url)) if on]
+class InsightSettings(_Settings):
+    """Per-topic figures (topic_stats) and trends (topics trends, the topic_stats check, topic_alerts)."""
+
+    pass_marks: dict[str, float] = Field(default_factory=dict, description="Score name -> the lowest passing "
+                                         "value; a trace with a score below its mark counts as failed.")
+    default_pass_mark: float = Field(default=0.5, description="Pass mark of a score with none of its own, when its "
+                                     "value is in [0, 1] (tau rewards 0/1, evaluator scores); other scores only "
+                                     "count with a pass_marks entry.")
+    baseline_days: int = Field(default=14, ge=2, description="Trailing days each day is judged against.")
+    min_baseline_days: int = Field(default=3, ge=2, description="Days with traces in that window before a day "
+                                   "is judged at all.")
+    alpha: float = Field(default=0.02, gt=0, lt=1, description="Benjamini-Hochberg false discovery rate per "
+                         "(project, facet, day) and direction.")
+    min_count: int = Field(default=5, ge=1, description="A rising topic has at least this many traces that day "
+                           "(a falling one was expected to).")
+    min_ratio: float = Field(default=1.25, ge=1, description="Share (or failure rate) at least this times the "
+                             "baseline's to rise, at most 1/this to fall: keeps tiny but certain changes out.")
+    new_max_baseline_ratio: float = Field(default=0.1, ge=0, description="new: a topic first seen in this "
+                                          "generation whose baseline share is at most this fraction of the day's.")
+    min_failures: int = Field(default=3, ge=1, description="failing: at least this many failing traces that day.")
+    dispersion_prior_days: int = Field(default=10, ge=0, description="How many baseline days' weight the "
+                                       "facet's day-to-day dispersion has in each topic's own estimate.")
+    min_topic_baseline: int = Field(default=20, ge=1, description="A topic with fewer baseline traces has its "
+                                    "failure rate judged against the whole facet's.")
 
 
 class Settings(_Settings):
@@ -269,6 +293,7 @@ class Settings(_Settings):
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    insight: InsightSettings = Field(default_factory=InsightSettings)
 
     @field_validator("partitions_start", mode="before")
     @classmethod
@@ -370,6 +395,8 @@ ENV_VARS = {
     "TOPICS_ALERTS_SLACK_CHANNEL": "alerts.slack.channel",
     "TOPICS_ALERTS_MAX_ATTEMPTS": "alerts.max_attempts",
     "TOPICS_ALERTS_MAX_AGE_DAYS": "alerts.max_age_days",
+    "TOPICS_TREND_ALPHA": "insight.alpha",
+    "TOPICS_TREND_BASELINE_DAYS": "insight.baseline_days",
 }
 
 

@@ -53,6 +53,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics ingest traces.jsonl       # your own traces
       topics run                       # materialize everything pending
       topics status                    # gates, generations, topics per facet
+      topics trends                    # what is rising, new and failing
       topics sql "SELECT * FROM trace_topics LIMIT 5"
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -68,7 +69,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
         raise click.ClickException(f"bad configuration: {e}") from e
 
 
-for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.sql,
+for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.trends, query.sql,
                  cluster.cluster, serve.serve):
     cli.add_command(_command)
 

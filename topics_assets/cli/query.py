@@ -1,4 +1,5 @@
-"""Looking at the results: `topics status` (gates and states), `topics maps` (the topic maps), `topics sql`."""
+"""Looking at the results: `topics status` (gates and states), `topics maps` (the topic maps), `topics trends`
+(what is rising, new and failing), `topics sql`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from .common import command, gate_advice, instance_for, known_facet, pass_settin
 @pass_settings
 def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
     """Run one SQL statement on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    quarantine; view trace_topics). More than one statement per call is refused. Read-only unless --write."""
+    trace_outcomes, topic_stats, topic_alerts, quarantine; views trace_topics, topic_daily, topic_summary).
+    More than one statement per call is refused. Read-only unless --write."""
     from ..store import QueryError
 
     if write:
@@ -110,7 +112,8 @@ def gates_cell(settings: Settings, st) -> str:
 @click.option("--top", type=int, default=25, show_default=True, help="Topics shown per map.")
 @pass_settings
 def maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
-    """Print the current topic maps with their no_match rates."""
+    """Print the current topic maps with their no_match rates, and each topic's failure rate, error rate and
+    cost per trace over the days in topic_stats."""
     print_maps(settings, project, known_facet(settings, facet), top)
 
 
@@ -139,8 +142,113 @@ def print_maps(settings: Settings, project: str | None, facet: str | None, top: 
             click.echo(click.style(f"\n{p} / {f}", bold=True) +
                        f"  generation {gen}, {len(topics)} topics from {info['n_sampled']} facets, "
                        f"noise {info['noise_share']:.1%}, no_match rate {rate}, names: {info['naming_engine']}")
-            rows = [(t.topic_id, t.name[:48], t.size, ", ".join(list(t.keywords)[:5])[:60])
-                    for t in topics.head(top).itertuples()]
-            print_table(("topic_id", "name", "size", "keywords"), rows)
+            figures = store.topic_figures(p, f).set_index("topic_id")
+            rows = [(t.topic_id, t.name[:48], t.size, *_figures(figures, t.topic_id),
+                     ", ".join(list(t.keywords)[:5])[:60]) for t in topics.head(top).itertuples()]
+            print_table(("topic_id", "name", "size", "failing", "errors", "cost/trace", "keywords"), rows)
             if len(topics) > top:
                 click.echo(f"  ... {len(topics) - top} more (topics maps --top {len(topics)})")
+
+
+def _figures(figures, topic_id: str) -> tuple[str, str, str]:
+    """A topic's failure rate, error rate and cost per trace as table cells ('-' before topic_stats has it)."""
+    if topic_id not in figures.index:
+        return "-", "-", "-"
+    row = figures.loc[topic_id]
+
+    def pct(v) -> str:
+        return "-" if v is None or v != v else f"{v:.1%}"
+
+    cost = row.cost_per_trace
+    return pct(row.failure_rate), pct(row.error_rate), "-" if cost is None or cost != cost else f"${cost:.4f}"
+
+
+SHOWN_KINDS = ("new", "rising", "failing")
+ALL_KINDS = SHOWN_KINDS + ("falling", "gone")
+
+
+@click.command()
+@click.option("--project", default=None, help="Only this project (default: all).")
+@click.option("--facet", default=None, help="Only this facet (default: all).")
+@click.option("--days", type=int, default=1, show_default=True,
+              help="The last N days with traces (1: the newest day only).")
+@click.option("--all", "show_all", is_flag=True, help="Also what is falling or gone.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list of the alerts, their figures and examples.")
+@pass_settings
+def trends(settings: Settings, project: str | None, facet: str | None, days: int, show_all: bool,
+           as_json: bool) -> None:
+    """What is rising, new and failing: each topic whose share of its facet's traces rose (or that is new in
+    the current map), or whose failure rate jumped, on the last N days, judged against the trailing
+    insight.baseline_days days by a test on the counts (Benjamini-Hochberg across the day's topics), as the
+    topic_stats asset recorded them in topic_alerts. Each comes with its count against the expected, the
+    change of its share, and two example facet texts."""
+    if days < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--days")
+    if facet is not None and facet not in settings.facet_names:
+        raise click.ClickException(f"unknown facet {facet!r}; configured: {', '.join(settings.facet_names)}")
+    print_trends(settings, project, facet, days, show_all, as_json)
+
+
+def print_trends(settings: Settings, project: str | None, facet: str | None, days: int = 1, show_all: bool = False,
+                 as_json: bool = False) -> None:
+    import json
+
+    store = store_for(settings)
+    projects = store.projects()
+    if project is not None and project not in projects:
+        raise click.ClickException(f"no traces for project {project!r}; known: {', '.join(projects) or 'none'}")
+    newest = max(store.days_with_traces(project), default=None)
+    if newest is None:
+        click.echo(f"no traces in {settings.database_path} yet ({command('topics')} ingest PATH...)")
+        return
+    since = _days_before(newest, days - 1)
+    alerts = store.load_alerts(project, facet, since_day=since)
+    kinds = ALL_KINDS if show_all else SHOWN_KINDS
+    shown = alerts[alerts.kind.isin(kinds)]
+    records = [{**{k: _plain(v) for k, v in r.items() if k not in ("detail", "detected_at")},
+                **json.loads(r["detail"] or "{}")} for r in shown.to_dict("records")]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    span = newest if days == 1 else f"{since} .. {newest}"
+    if not records:
+        click.echo(f"nothing rising, new or failing on {span}"
+                   + ("" if store.load_topic_stats(project, facet, since_day=since).shape[0]
+                      else f" (no per-topic figures for those days yet: {command('topics')} run)"))
+    order = {k: i for i, k in enumerate(ALL_KINDS)}
+    for r in sorted(records, key=lambda r: (r["day"], order[r["kind"]], r["project"], r["facet"], r["topic_id"])):
+        click.echo(_alert_line(r))
+        for text in r.get("examples") or []:
+            click.echo(f"      e.g. {text[:110]}")
+    if not show_all:
+        rest = alerts[~alerts.kind.isin(kinds)]
+        if len(rest):
+            click.echo(f"(also {len(rest)} falling or gone: topics trends --all)")
+
+
+def _days_before(day: str, n: int) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) - timedelta(days=n)).isoformat()
+
+
+def _plain(v):
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _alert_line(r: dict) -> str:
+    """One alert as a person reads it: what, where, how much against what was expected."""
+    name = r.get("topic_name") or r["topic_id"]
+    head = f"{r['day']}  {r['kind'].upper():8} {r['project']}/{r['facet']}  {r['topic_id']} {name[:50]!r}"
+    if r["kind"] == "failing":
+        base = r.get("baseline_failure_rate")
+        change = (f"failure rate {r['failure_rate']:.0%} ({r['failures']} of {r['count']} traces) against "
+                  f"{base:.0%} before" if base is not None else f"failure rate {r['failure_rate']:.0%}")
+    else:
+        ratio = r.get("ratio")
+        times = f", x{ratio:.1f}" if ratio else ""
+        change = (f"{r['count']} traces (expected {r['expected']:.1f}), share {r['baseline_share']:.1%} -> "
+                  f"{r['share']:.1%}{times}")
+    return f"{click.style(head, bold=True)}\n      {change}; q={r['q_value']:.2g}"

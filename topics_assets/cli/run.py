@@ -9,7 +9,7 @@ import click
 
 from ..config import Settings
 from .common import command, defs_for, gate_advice, instance_for, pass_settings, register_projects, say, settings_env, store_for, ui_command
-from .query import print_maps
+from .query import print_maps, print_trends
 
 
 @click.command()
@@ -89,6 +89,9 @@ def demo(settings: Settings, n_traces: int, days: int, seed: int, project: str) 
     summary = _run(settings, project, regenerate=False)
     report_failures(summary)
     print_maps(settings, project, None, top=25)
+    click.echo(click.style("\nTrends on the last day", bold=True) + " (against the days before it; "
+               f"{command('topics')} trends --days N for more):")
+    print_trends(settings, project, None, days=1)
     where = settings.database_path if "://" in settings.database_path else Path(settings.database_path).resolve()
     click.echo(f"\ndone in {time.monotonic() - t0:.1f}s. Store: {where}")
     query = "SELECT facet, topic_name, count(*) n FROM trace_topics GROUP BY facet, topic_name ORDER BY n DESC LIMIT 20"

@@ -1,4 +1,4 @@
-"""The asset graph: traces -> facets -> facet_embeddings -> topic_map -> classifications.
+"""The asset graph: traces -> facets -> facet_embeddings -> topic_map -> classifications -> topic_stats.
 
 Each asset calls one stage and reports what it did as metadata. Daily assets run a whole
 backfill range in one run, but call their stage day by day, so each day partition's
@@ -13,6 +13,9 @@ from collections.abc import Callable
 
 from dagster import (
     AllPartitionMapping,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -27,6 +30,7 @@ from ..embed import make_embedder
 from ..embed.stage import embed_days
 from ..facets import make_engine
 from ..facets.stage import facet_days
+from ..insight.stage import TopicStatsResult, topic_stats_days
 from ..preprocess.stage import preprocess_days
 from ..store import is_postgres_url
 from ..topics.stage import classify_days, generate_topic_map
@@ -73,6 +77,27 @@ def topics_markdown(topics: list[dict], limit: int = 50) -> str:
         keywords = ", ".join(t["keywords"][:6])
         lines.append(f"| {t['topic_id']} | {t['name'].replace('|', '/')} | {t['size']} | {keywords} | {example} |")
     return "\n".join(lines)
+
+
+def trends_check_name(facet: str) -> str:
+    return f"{facet}_trends"
+
+
+def trends_check(facet: str, result: TopicStatsResult | None, day: str) -> AssetCheckResult:
+    """WARN when the run's newest day has alerts for this facet; the metadata lists them per project."""
+    alerts = result.alerts_of(facet=facet) if result else []
+    spiking: dict[str, list[dict]] = {}
+    for a in alerts:
+        spiking.setdefault(a["project"], []).append(
+            {k: a[k] for k in ("topic_id", "topic_name", "kind", "count", "expected", "share", "baseline_share",
+                               "failure_rate", "q_value")})
+    lines = [f"{p}: {a['kind']} {a['topic_id']} {a['topic_name'] or ''} ({a['count']} traces, expected "
+             f"{a['expected']:.1f})" for p, items in spiking.items() for a in items]
+    return AssetCheckResult(
+        check_name=trends_check_name(facet), passed=not alerts, severity=AssetCheckSeverity.WARN,
+        description=f"{len(alerts)} trend alert(s) on {day}" if alerts else f"no trend alerts on {day}",
+        metadata={"day": day, "alerts": len(alerts), "spiking_topics": MetadataValue.json(spiking),
+                  "summary": MetadataValue.md("\n".join(f"- {line}" for line in lines) or "none")})
 
 
 def build_assets(settings: Settings) -> list:
@@ -145,4 +170,31 @@ def build_assets(settings: Settings) -> list:
         db, cfg = store.get_store(), settings.get_settings()
         return per_day(context, lambda day: classify_days(store=db, settings=cfg, days=[day]))
 
-    return [traces, facets, facet_embeddings, topic_map, classifications]
+    facet_names = settings.facet_names
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), deps=[classifications], **common,
+           check_specs=[AssetCheckSpec(trends_check_name(f), asset="topic_stats",
+                                       description=f"Warns when a {f} topic (or value) of any project is rising, "
+                                                   "new, gone, falling or failing on the run's newest day; the "
+                                                   "metadata lists those topics per project.")
+                        for f in facet_names],
+           description="Per (project, facet, topic, day): traces, share, error and failure rates, mean scores, "
+                       "duration p50/p95, tokens and cost (table `topic_stats`, views `topic_daily`, "
+                       "`topic_summary`); each day's trends against the trailing days land in `topic_alerts`.")
+    def topic_stats(context: AssetExecutionContext, store: TopicsStoreResource,
+                    settings: TopicsSettingsResource) -> MaterializeResult:
+        db, cfg = store.get_store(), settings.get_settings()
+        results: list[TopicStatsResult] = []
+
+        def one_day(day: str) -> TopicStatsResult:
+            results.append(topic_stats_days(store=db, settings=cfg, days=[day]))
+            return results[-1]
+
+        per_day(context, one_day)
+        last = max(context.partition_keys)
+        newest = next((r for r in results if last in r.days), None)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        return MaterializeResult(check_results=[trends_check(f, newest, last) for f in facet_names
+                                                if trends_check_name(f) in selected])
+
+    return [traces, facets, facet_embeddings, topic_map, classifications, topic_stats]

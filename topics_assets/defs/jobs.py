@@ -17,9 +17,9 @@ def build_jobs(settings: Settings) -> list:
     return [
         define_asset_job(
             PROCESS_DAYS,
-            selection=AssetSelection.assets("traces", "facets", "facet_embeddings", "classifications"),
+            selection=AssetSelection.assets("traces", "facets", "facet_embeddings", "classifications", "topic_stats"),
             partitions_def=daily,
-            description="Preprocess, facet, embed and classify the traces of a range of days.",
+            description="Preprocess, facet, embed and classify the traces of a range of days, then their per-topic figures and trends.",
         ),
         define_asset_job(
             GENERATE_TOPIC_MAPS,
@@ -29,8 +29,9 @@ def build_jobs(settings: Settings) -> list:
         ),
         define_asset_job(
             CLASSIFY_DAYS,
-            selection=AssetSelection.assets("classifications"),
+            selection=AssetSelection.assets("classifications", "topic_stats"),
             partitions_def=daily,
-            description="Re-label a range of days with the current topic maps (the backfill after a regeneration).",
+            description="Re-label a range of days with the current topic maps (the backfill after a regeneration), and "
+                        "recompute their per-topic figures and trends.",
         ),
     ]

@@ -38,6 +38,7 @@ from .schema import (
     RAW_COLUMNS,
     SCHEMA_VERSION,
     TOPIC_COLUMNS,
+    TOPIC_STATS_COLUMNS,
     TRACE_COLUMNS,
 )
 
@@ -615,6 +616,88 @@ class SQLStore:
                            [project, facet, generation])
 
         self._write(body)
+
+    # ----- per-topic figures (insight) -----------------------------------------------
+    def topic_trace_rows(self, days: list[str], categorical_facets: list[str]) -> pd.DataFrame:
+        """One row per (trace, facet) of these days: its label (the newest generation's; for enum and
+        score facets the value itself) beside its outcome signals (NULL where it has none)."""
+        outcome = ("o.status, o.abnormal_end, o.scores::VARCHAR AS scores, o.duration_s, o.input_tokens, "
+                   "o.output_tokens, o.cost_usd")
+        return self._df(
+            f"""SELECT tt.project, tt.facet, tt.topic_id, tt.topic_name, tt.generation, t.day::VARCHAR AS day, {outcome}
+                FROM trace_topics tt
+                JOIN traces t ON t.project = tt.project AND t.trace_id = tt.trace_id
+                LEFT JOIN trace_outcomes o ON o.project = tt.project AND o.trace_id = tt.trace_id
+                WHERE {_in('t.day::VARCHAR')}
+                UNION ALL
+                SELECT f.project, f.facet, f.text, f.text, NULL, f.day::VARCHAR, {outcome}
+                FROM facets f
+                LEFT JOIN trace_outcomes o ON o.project = f.project AND o.trace_id = f.trace_id
+                WHERE {_in('f.day::VARCHAR')} AND {_in('f.facet')} AND f.text IS NOT NULL""",
+            [days, days, list(categorical_facets)])
+
+    def replace_topic_stats(self, days: list[str], df: pd.DataFrame) -> None:
+        """These days' figures, all of them (re-running a day replaces it)."""
+        rows = _rows(df[TOPIC_STATS_COLUMNS], ["project", "facet", "topic_id", "day"]) if len(df) else df
+        select = ", ".join("day::DATE" if c == "day" else "scores::JSON" if c == "scores" else c
+                           for c in TOPIC_STATS_COLUMNS)
+
+        def body(c) -> None:
+            self._exec(c, f"DELETE FROM topic_stats WHERE {_in('day::VARCHAR')}", [days])
+            if len(rows):
+                self._stage(c, "ts", rows, "topic_stats")
+                self._exec(c, f"""INSERT INTO topic_stats ({', '.join(TOPIC_STATS_COLUMNS)}, computed_at)
+                                 SELECT {select}, now() FROM ts""")
+
+        self._write(body)
+
+    def load_topic_stats(self, project: str | None = None, facet: str | None = None,
+                         since_day: str | None = None, until_day: str | None = None) -> pd.DataFrame:
+        """topic_stats rows, `day` as YYYY-MM-DD and `scores` as JSON text, by day."""
+        cols = ", ".join("day::VARCHAR AS day" if c == "day" else "scores::VARCHAR AS scores" if c == "scores" else c
+                         for c in TOPIC_STATS_COLUMNS)
+        return self._df(f"""SELECT {cols} FROM topic_stats
+                            WHERE (?::VARCHAR IS NULL OR project = ?) AND (?::VARCHAR IS NULL OR facet = ?)
+                              AND (?::VARCHAR IS NULL OR day >= ?::DATE) AND (?::VARCHAR IS NULL OR day <= ?::DATE)
+                            ORDER BY day, project, facet, topic_id""",
+                        [project, project, facet, facet, since_day, since_day, until_day, until_day])
+
+    def topic_figures(self, project: str, facet: str) -> pd.DataFrame:
+        """Per topic over every day in topic_stats: traces, failure and error rates, cost per trace."""
+        return self._df("""SELECT topic_id, sum(traces) AS traces,
+                                  sum(failures)::DOUBLE PRECISION / NULLIF(sum(traces), 0) AS failure_rate,
+                                  sum(errors)::DOUBLE PRECISION / NULLIF(sum(traces), 0) AS error_rate,
+                                  sum(cost_usd) / NULLIF(sum(traces), 0) AS cost_per_trace
+                           FROM topic_stats WHERE project = ? AND facet = ? GROUP BY topic_id""", [project, facet])
+
+    def topic_first_generations(self) -> pd.DataFrame:
+        """Per (project, facet, topic_id) in topic_maps: the first generation it appears in, and the
+        (project, facet)'s latest."""
+        return self._df("""SELECT m.project, m.facet, m.topic_id, min(m.generation) AS first_generation,
+                                  max(g.latest) AS latest_generation
+                           FROM topic_maps m
+                           JOIN (SELECT project, facet, max(generation) AS latest FROM topic_map_generations
+                                 GROUP BY project, facet) g ON g.project = m.project AND g.facet = m.facet
+                           GROUP BY m.project, m.facet, m.topic_id""")
+
+    def topic_examples(self, project: str, facet: str, day: str, topic_ids: list[str], n: int = 2) -> dict[str, list[str]]:
+        """Up to `n` distinct facet texts of each topic's traces that day (for enum / score facets: the value)."""
+        if not topic_ids:
+            return {}
+        df = self._df(
+            f"""SELECT topic_id, text FROM (
+                    SELECT topic_id, text, row_number() OVER (PARTITION BY topic_id ORDER BY text_hash) AS r FROM (
+                        SELECT DISTINCT tt.topic_id, f.text, f.text_hash
+                        FROM trace_topics tt
+                        JOIN facets f ON f.project = tt.project AND f.trace_id = tt.trace_id AND f.facet = tt.facet
+                        WHERE tt.project = ? AND tt.facet = ? AND f.day = ?::DATE AND {_in('tt.topic_id')}
+                          AND f.text IS NOT NULL) d) ranked
+                WHERE r <= ? ORDER BY topic_id, r""",
+            [project, facet, day, list(topic_ids), n])
+        out: dict[str, list[str]] = {t: [] for t in topic_ids}
+        for t, text in zip(df.topic_id, df.text):
+            out[t].append(text)
+        return out
 
     # ----- alerts --------------------------------------------------------------------
     def record_alerts(self, rows: list[dict]) -> int:

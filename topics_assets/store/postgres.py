@@ -25,7 +25,7 @@ from .base import SQLStore, one_statement_error
 
 def _py(v: Any) -> Any:
     """A value as psycopg adapts it (pandas' and numpy's missing values and scalars as Python's)."""
-    if v is None or v is pd.NaT:
+    if v is None or v is pd.NaT or v is pd.NA:
         return None
     if isinstance(v, np.ndarray):
         return v.tolist()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -195,6 +195,32 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     updated_at TIMESTAMPTZ,
     PRIMARY KEY (project, facet, topic_id, day, kind, sink)
 );
+-- Per (project, facet, topic, day): traces and their outcomes (the topic_stats asset). Enum and score
+-- facets have one row per value (topic_id = the value). share: of the (project, facet)'s traces that day.
+CREATE TABLE IF NOT EXISTS topic_stats (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    topic_id VARCHAR NOT NULL,   -- a topic, 'no_match', or an enum / score facet's value
+    day DATE NOT NULL,
+    generation INTEGER,          -- the map generation of the labels (NULL for enum / score facets)
+    topic_name VARCHAR,
+    traces INTEGER,
+    day_traces INTEGER,          -- all traces of the (project, facet) that day
+    share DOUBLE PRECISION,
+    errors INTEGER,              -- trace_outcomes.status = 'error'
+    error_rate DOUBLE PRECISION,
+    failures INTEGER,            -- an abnormal end, or a score below its pass mark
+    failure_rate DOUBLE PRECISION,
+    scored INTEGER,              -- traces with at least one score
+    scores JSON,                 -- {score name: mean}
+    duration_p50 DOUBLE PRECISION,
+    duration_p95 DOUBLE PRECISION,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    cost_usd DOUBLE PRECISION,
+    computed_at TIMESTAMPTZ,
+    PRIMARY KEY (project, facet, topic_id, day)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -216,6 +242,57 @@ SELECT trace_id, project, facet, topic_id, topic_name, distance, generation FROM
 WHERE newest = 1;
 """
 
+# Version 7: per-topic figures (table topic_stats, made by the DDL) and two views over it.
+INSIGHT_VIEW_DDL = """
+-- topic_stats with the per-trace figures a chart wants.
+CREATE OR REPLACE VIEW topic_daily AS
+SELECT project, facet, day, topic_id, topic_name, generation, traces, day_traces, share, errors, error_rate,
+       failures, failure_rate, scores, duration_p50, duration_p95, input_tokens, output_tokens,
+       cost_usd, cost_usd / NULLIF(traces, 0) AS cost_per_trace,
+       (coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) / NULLIF(traces, 0) AS tokens_per_trace
+FROM topic_stats;
+
+-- Per topic: the last 7 days (ending at the newest day of its (project, facet)) against the 28 before.
+CREATE OR REPLACE VIEW topic_summary AS
+WITH last AS (
+    SELECT project, facet, max(day) AS last_day FROM topic_stats GROUP BY project, facet
+), windowed AS (
+    SELECT s.*, CASE WHEN s.day > l.last_day - 7 THEN 'recent' ELSE 'prior' END AS period, l.last_day
+    FROM topic_stats s JOIN last l ON l.project = s.project AND l.facet = s.facet
+    WHERE s.day > l.last_day - 35
+), totals AS (
+    SELECT project, facet, sum(traces) FILTER (WHERE period = 'recent') AS recent_total,
+           sum(traces) FILTER (WHERE period = 'prior') AS prior_total
+    FROM windowed GROUP BY project, facet
+), topics AS (
+    SELECT project, facet, topic_id, max(topic_name) AS topic_name, max(last_day) AS last_day,
+           coalesce(sum(traces) FILTER (WHERE period = 'recent'), 0) AS traces_7d,
+           coalesce(sum(traces) FILTER (WHERE period = 'prior'), 0) AS traces_prior_28d,
+           coalesce(sum(failures) FILTER (WHERE period = 'recent'), 0) AS failures_7d,
+           coalesce(sum(errors) FILTER (WHERE period = 'recent'), 0) AS errors_7d,
+           sum(cost_usd) FILTER (WHERE period = 'recent') AS cost_7d
+    FROM windowed GROUP BY project, facet, topic_id
+), rates AS (
+    SELECT t.*, t.traces_7d::DOUBLE PRECISION / NULLIF(tot.recent_total, 0) AS share_7d,
+           t.traces_prior_28d::DOUBLE PRECISION / NULLIF(tot.prior_total, 0) AS share_prior_28d,
+           t.failures_7d::DOUBLE PRECISION / NULLIF(t.traces_7d, 0) AS failure_rate_7d,
+           t.errors_7d::DOUBLE PRECISION / NULLIF(t.traces_7d, 0) AS error_rate_7d,
+           t.cost_7d / NULLIF(t.traces_7d, 0) AS cost_per_trace_7d,
+           NULLIF(t.traces_7d, 0)::DOUBLE PRECISION AS n
+    FROM topics t JOIN totals tot ON tot.project = t.project AND tot.facet = t.facet
+)
+-- Wilson score interval (95%) of the failure rate: sound for small counts and rates near 0 or 1.
+SELECT project, facet, topic_id, topic_name, last_day, traces_7d, traces_prior_28d, share_7d, share_prior_28d,
+       share_7d - share_prior_28d AS share_change, failures_7d, failure_rate_7d,
+       (failure_rate_7d + 1.9208 / n - 1.96 * sqrt(failure_rate_7d * (1 - failure_rate_7d) / n + 0.9604 / (n * n)))
+        / (1 + 3.8416 / n) AS failure_rate_low,
+       (failure_rate_7d + 1.9208 / n + 1.96 * sqrt(failure_rate_7d * (1 - failure_rate_7d) / n + 0.9604 / (n * n)))
+        / (1 + 3.8416 / n) AS failure_rate_high,
+       error_rate_7d, cost_7d, cost_per_trace_7d
+FROM rates;
+"""
+
+VIEW_DDL += INSIGHT_VIEW_DDL
 DDL = TABLES_DDL + VIEW_DDL
 
 TABLES = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", TABLES_DDL))
@@ -225,7 +302,8 @@ VIEWS = ("trace_topics",)
 # needs no entry here to be required once a store has it).
 V1_TABLES = ("raw_traces", "quarantine", "traces", "facets", "facet_failures", "facet_embeddings",
              "topic_map_generations", "topic_maps", "classifications")
-TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",)}
+TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",), 6: ("topic_alerts",), 7: ("alert_deliveries",),
+                8: ("topic_stats",)}
 
 
 def tables_required(version: int) -> tuple[str, ...]:
@@ -274,7 +352,8 @@ def rebuild(*tables: str) -> list[str]:
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
 # trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
 # topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
-# version 6 adds topic_alerts (made by the DDL); version 7 adds alert_deliveries (made by the DDL).
+# version 6 adds topic_alerts (made by the DDL); version 7 adds alert_deliveries;
+# version 8 adds topic_stats and the views topic_daily and topic_summary (all made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
@@ -282,6 +361,7 @@ MIGRATIONS: dict[int, list[str]] = {
     5: [],
     6: [],
     7: [],
+    8: [],  # topic_stats and the views topic_daily, topic_summary (all made by the DDL)
 }
 
 TRACE_COLUMNS = [
@@ -306,6 +386,11 @@ ALERT_COLUMNS = [
     "baseline_share", "p_value", "q_value", "detail",
 ]
 ALERT_KEY = ["project", "facet", "topic_id", "day", "kind"]
+TOPIC_STATS_COLUMNS = [
+    "project", "facet", "topic_id", "day", "generation", "topic_name", "traces", "day_traces", "share", "errors",
+    "error_rate", "failures", "failure_rate", "scored", "scores", "duration_p50", "duration_p95", "input_tokens",
+    "output_tokens", "cost_usd",
+]
 OUTCOME_COLUMNS = [
     "project", "trace_id", "day", "status", "n_errors", "error_kinds", "errors", "failed_tools", "termination_reason",
     "abnormal_end", "scores", "duration_s", "llm_calls", "input_tokens", "output_tokens", "cost_usd", "cost_source",
