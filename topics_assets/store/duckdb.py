@@ -96,21 +96,16 @@ class DuckDBStore(SQLStore):
     def _check_intact(self) -> None:
         """A truncated or foreign file is refused before anything writes to it.
 
-        Cheap: a read-only open, and the file's size against the blocks its newest header counts
+        Cheap: one open, and the file's size against the blocks its newest header counts
         (DuckDB opens a truncated file and reads most of it, failing only on the lost blocks, later)."""
         if self.database == ":memory:" or not os.path.exists(self.database):
             return
         try:
-            try:
-                with connect_with_retry(self.database, self.lock_wait_s, read_only=True) as c:
-                    why = self._truncation(c)
-            except duckdb.ConnectionException as e:
-                if "different configuration" not in str(e):
-                    raise
-                # This process has the file open read-write already (DuckDB then refuses a read-only
-                # connection to it): check through one like it.
-                with connect_with_retry(self.database, self.lock_wait_s) as c:
-                    why = self._truncation(c)
+            # The same configuration as the writes that follow: in one process DuckDB refuses a
+            # read-only connection beside a read-write one (and the reverse), so a read-only check
+            # would fail whichever thread of a process opened the file second.
+            with connect_with_retry(self.database, self.lock_wait_s) as c:
+                why = self._truncation(c)
         except duckdb.Error as e:
             if _is_lock_error(e):
                 raise
