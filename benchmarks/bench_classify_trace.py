@@ -4,8 +4,9 @@ Each trace is a raw JSON line, classified alone (no batching): parse -> preproce
 nearest centroid of every text facet's current map. The maps come from a store the pipeline built: a
 `topics demo` home given with --home, else a store built here from the demo generator with the stage
 functions (`topics demo`'s steps without Dagster). The traces are new ones (another seed), so their facet
-texts are not those the maps were fitted on. After --warmup traces, p50 / p90 / p99 per trace (wall time).
-`load_avg_1m` says how busy the shared machine was.
+texts are not those the maps were fitted on. After --warmup traces, p50 / p90 / p99 per trace (wall time), and
+the same of the process's CPU time per trace (what the trace costs, less what other work on a shared machine
+adds to the wall time); `load_avg_1m` says how busy the machine was.
 
     python benchmarks/bench_classify_trace.py [--home DIR] [--traces 300] [--warmup 30]
 """
@@ -78,13 +79,14 @@ def main() -> None:
                                                         project=args.project)]
         for line in lines[:args.warmup]:
             clf.classify(line)
-        times, no_match = [], 0
+        times, cpu, no_match = [], [], 0
         for line in lines[args.warmup:]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             labels = clf.classify(line)
             times.append((time.perf_counter() - t) * 1e3)
+            cpu.append((time.process_time() - c) * 1e3)
             no_match += sum(lab.no_match for lab in labels.labels.values())
-    ms = np.asarray(times)
+    ms, cpu_ms = np.asarray(times), np.asarray(cpu)
     print(json.dumps({
         "benchmark": "classify one trace (offline: extractive facets, local embedding)",
         "store": args.home or f"built here: {args.build_traces} demo traces, default map components",
@@ -92,7 +94,9 @@ def main() -> None:
         "traces": len(ms), "warmup": args.warmup,
         "p50_ms": round(float(np.percentile(ms, 50)), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2), "mean_ms": round(float(ms.mean()), 2),
-        "max_ms": round(float(ms.max()), 2), "no_match_share": round(no_match / (len(ms) * len(clf.maps)), 4),
+        "max_ms": round(float(ms.max()), 2),
+        "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2), "cpu_p99_ms": round(float(np.percentile(cpu_ms, 99)), 2),
+        "no_match_share": round(no_match / (len(ms) * len(clf.maps)), 4),
         "goal": {"p50_ms": 20, "p99_ms": 50}, "load_s": round(load_s, 3), "build_s": round(build_s, 1),
         "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
     }, indent=2))
