@@ -1,7 +1,7 @@
 """The `topics` command: ingest traces, run the asset graph in-process, look at the results.
 
 Settings come from topics.yaml and TOPICS_* environment variables (see the README). Each command lives in
-the module of its group (ingest, run, query, cluster) and is registered on the one group below.
+the module of its group (ingest, run, query, cluster, classify) and is registered on the one group below.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import click
 
 from ..config import ConfigError, config_file, load_settings
 from ..disk import disk_full
-from . import cluster, ingest, query, run, serve
+from . import classify, cluster, ingest, query, run, serve
 from .common import CONFIG_FILE
 
 
@@ -54,6 +54,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics run                       # materialize everything pending
       topics status                    # gates, generations, topics per facet
       topics trends                    # what is rising, new and failing
+      topics classify new.jsonl        # label new traces now with the current maps
       topics sql "SELECT * FROM trace_topics LIMIT 5"
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -70,7 +71,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.trends, query.sql,
-                 cluster.cluster, serve.serve):
+                 cluster.cluster, classify.classify, serve.serve):
     cli.add_command(_command)
 
 

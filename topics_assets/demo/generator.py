@@ -22,6 +22,7 @@ weights) are data in families.yaml; this module turns them into traces.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -34,6 +35,8 @@ from typing import Any, Iterable
 import yaml
 
 __all__ = [
+    "LAUNCH_FAMILY",
+    "OUTAGE_FAMILY",
     "generate_traces",
     "write_jsonl",
     "SCENARIOS",
@@ -173,12 +176,15 @@ class Family:
     parallel_ok: bool = False  # tools are independent, so the agent may call them in one turn
 
 
-def _load_families() -> list[Family]:
+_DOC = yaml.safe_load(resources.files(__package__).joinpath("families.yaml").read_text("utf-8"))
+
+
+def _load_families(key: str = "families") -> list[Family]:
     """The scenario families, as data in families.yaml (shipped in the package)."""
-    doc = yaml.safe_load(resources.files(__package__).joinpath("families.yaml").read_text("utf-8"))
+    doc = _DOC
     shared = {name: Tool(name, t["args"], t["result"]) for name, t in doc["tools"].items()}
     families = []
-    for raw in doc["families"]:
+    for raw in doc[key]:
         f = dict(raw)
         f["openers"] = tuple(o if isinstance(o, str) else (o["text"], o["slots"]) for o in f["openers"])
         f["tools"] = tuple(shared[t] if isinstance(t, str) else Tool(t["name"], t["args"], t["result"])
@@ -190,10 +196,21 @@ def _load_families() -> list[Family]:
     return families
 
 
-FAMILIES: list[Family] = _load_families()
+FAMILIES: list[Family] = _load_families()  # drawn by weight on every day
 
-SCENARIOS: list[str] = [f.name for f in FAMILIES]
-TOOL_ERROR_FAMILIES: list[str] = [f.name for f in FAMILIES if f.errors]
+# Planted on the last day of a window of at least PLANTED["min_days"] days (families.yaml, `planted`): a payment
+# gateway outage lifts one family from a small baseline share to a large one, every payment call failing at
+# first, and a family never seen before arrives. Each trace decides with its own seeded draw, apart from the
+# draws above, so a trace these do not take is byte for byte the one the generator always made.
+PLANTED: dict = _DOC["planted"]
+PLANTED_FAMILIES: dict[str, Family] = {f.name: f for f in _load_families("planted_families")}
+OUTAGE_FAMILY: str = PLANTED["outage"]["family"]
+LAUNCH_FAMILY: str = PLANTED["launch"]["family"]
+_OUTAGE = dataclasses.replace(PLANTED_FAMILIES[OUTAGE_FAMILY], always_fails=True,
+                              outcomes=dict(PLANTED["outage"]["outcomes"]))
+
+SCENARIOS: list[str] = [f.name for f in FAMILIES] + list(PLANTED_FAMILIES)
+TOOL_ERROR_FAMILIES: list[str] = [f.name for f in [*FAMILIES, *PLANTED_FAMILIES.values()] if f.errors]
 
 # The penultimate day of the window has an inventory outage: more failing-tool
 # traffic, so a topic map over days has a visible spike to find.
@@ -689,6 +706,20 @@ def _attempts(rng: random.Random, fam: Family, tool: Tool, outcome: str) -> list
     return [err(), None] if rng.random() < 0.15 else [None]
 
 
+def _planted(fam: Family, seed: int, i: int, day_idx: int, n_days: int) -> Family:
+    """The family trace i takes instead of `fam`, if a planted one takes it (see PLANTED)."""
+    if n_days < PLANTED["min_days"]:
+        return fam
+    u = random.Random(f"{seed}:{i}:planted").random()  # its own stream, apart from the trace's
+    if day_idx < n_days - 1:
+        return PLANTED_FAMILIES[OUTAGE_FAMILY] if u < PLANTED["outage"]["baseline_share"] else fam
+    if u < PLANTED["outage"]["share"]:
+        return _OUTAGE
+    if u < PLANTED["outage"]["share"] + PLANTED["launch"]["share"]:
+        return PLANTED_FAMILIES[LAUNCH_FAMILY]
+    return fam
+
+
 def _build_trace(i: int, seed: int, day_list: list[_dt.date], day_weights: list[float],
                  fam_weights: list[list[float]], project: str) -> dict:
     rng = random.Random(f"{seed}:{i}")
@@ -696,7 +727,7 @@ def _build_trace(i: int, seed: int, day_list: list[_dt.date], day_weights: list[
     # The first `days` traces take one day each so every day is covered; the rest follow traffic.
     day_idx = i if i < n_days else rng.choices(range(n_days), weights=day_weights)[0]
     day = day_list[day_idx]
-    fam = rng.choices(FAMILIES, weights=fam_weights[day_idx])[0]
+    fam = _planted(rng.choices(FAMILIES, weights=fam_weights[day_idx])[0], seed, i, day_idx, n_days)
     sentiment = _weighted(rng, fam.sentiments or SENTIMENT_WEIGHTS)
     outcome = _pick_outcome(rng, fam, sentiment)
     ctx = _slots(rng, day)

@@ -202,6 +202,40 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+@dataclass(frozen=True)
+class CurrentMap:
+    """One (project, facet) generation as classification uses it, stacked once: what `classify_days`
+    labels a day with and what `Classifier` labels one trace with, so both give the same label."""
+
+    project: str
+    facet: str
+    generation: int
+    embedding_model: str
+    topic_ids: np.ndarray  # object array, per centroid row
+    names: dict[str, str]  # topic_id -> name
+    centroids: np.ndarray
+    thresholds: np.ndarray
+
+    def label(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: (topic_id or no_match, cosine distance to the nearest centroid)."""
+        idx, dist = classify_vectors(vectors, self.centroids, self.thresholds)
+        if not len(self.topic_ids):
+            return np.full(len(idx), NO_MATCH, dtype=object), dist
+        return np.where(idx >= 0, self.topic_ids[np.maximum(idx, 0)], NO_MATCH), dist
+
+
+def load_current_map(store: Store, project: str, facet: str, generation: int | None = None) -> CurrentMap | None:
+    """The newest generation (or `generation`) of (project, facet); None before the first."""
+    gen = store.latest_generation(project, facet) if generation is None else generation
+    if gen is None:
+        return None
+    info = store.generation_info(project, facet, gen)
+    topics = store.load_topics(project, facet, gen)
+    table = PreviousMap.from_rows(gen, info["threshold"], topics)
+    return CurrentMap(project, facet, gen, info["embedding_model"], topics.topic_id.to_numpy(dtype=object),
+                      dict(zip(topics.topic_id, topics.name)), table.centroids, table.thresholds)
+
+
 def classify_days(*, store: Store, settings: Settings, days: list[str], project: str | None = None) -> ClassifyResult:
     """Label these days' facets with each (project, facet)'s current map; no LLM involved."""
     t0 = time.monotonic()
@@ -211,13 +245,9 @@ def classify_days(*, store: Store, settings: Settings, days: list[str], project:
             gen = store.latest_generation(proj, facet)
             if gen is None:
                 continue
-            info = store.generation_info(proj, facet, gen)
-            topics = store.load_topics(proj, facet, gen)
-            rows, vectors = store.facet_vectors(info["embedding_model"], facet, project=proj, days=days)
-            centroids = np.vstack(topics.centroid.tolist()).astype(np.float32)
-            previous = PreviousMap.from_rows(gen, info["threshold"], topics)
-            idx, dist = classify_vectors(vectors, centroids, previous.thresholds)
-            ids = np.where(idx >= 0, topics.topic_id.to_numpy()[np.maximum(idx, 0)], NO_MATCH)
+            current = load_current_map(store, proj, facet, gen)
+            rows, vectors = store.facet_vectors(current.embedding_model, facet, project=proj, days=days)
+            ids, dist = current.label(vectors)
             df = pd.DataFrame({"trace_id": rows.trace_id, "topic_id": ids, "distance": dist.astype(float),
                                "day": rows.day})
             store.write_classifications(proj, facet, gen, days, df)
