@@ -100,6 +100,8 @@ class LLMSettings(_Settings):
                                                            "Retry-After wins.")
     circuit_breaker: int = Field(default=10, description="Calls in a row failing for endpoint reasons that stop a "
                                                          "run's other calls; 0 = never.")
+    max_retry_after_s: float = Field(default=60.0, ge=0, description="A Retry-After up to this is waited out; a "
+                                     "longer one fails the call at once as rate_limited (a quota, not a blip).")
 
 
 class EmbeddingSettings(_Settings):
@@ -269,6 +271,7 @@ ENV_VARS = {
     "TOPICS_LLM_MAX_RETRIES": "llm.max_retries",
     "TOPICS_LLM_BACKOFF_BASE_S": "llm.backoff_base_s",
     "TOPICS_LLM_CIRCUIT_BREAKER": "llm.circuit_breaker",
+    "TOPICS_LLM_MAX_RETRY_AFTER_S": "llm.max_retry_after_s",
     "TOPICS_EMBEDDING_MODEL": "embedding.model",
     "TOPICS_EMBEDDING_API_BASE": "embedding.api_base",
     "TOPICS_MAX_TOKENS": "preprocess.max_tokens",
