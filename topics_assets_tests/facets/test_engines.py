@@ -248,7 +248,8 @@ def test_naming_is_contrastive_and_asks_again_on_duplicates(server):
     ts = topics()
     counts = name_with_llm(ts, "task", client_for(server))
     assert [t.name for t in ts] == ["Same name", "Topic kw1a", "Topic kw2a", "Topic kw3a"]  # cleaned
-    assert counts == {"named_llm": 4, "renamed_duplicates": 3, "disambiguated": 0, "naming_failed": 0}
+    assert counts == {"named_llm": 4, "renamed_duplicates": 3, "disambiguated": 0, "naming_failed": 0,
+                      "naming_journal_hits": 0}
     bodies = [b for _, b, _ in server.requests]
     assert len(bodies) == 7
     first = next(b["messages"][-1]["content"] for b in bodies
