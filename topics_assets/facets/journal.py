@@ -15,19 +15,11 @@ import os
 import uuid
 from pathlib import Path
 
+from ..claims import pid_alive
+
 Key = tuple[str, str, str, str, str]  # project, trace_id, content_hash, facets_hash, model
 KEY_LEN = 5
 NamingKey = tuple[str, str, str]  # facet, model, sha256 of the naming request
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class AnswerJournal:
@@ -77,7 +69,7 @@ class AnswerJournal:
             self._fh = None
         for path in self._files():
             pid = path.name.split("-")[1]
-            if path != self.path and (not pid.isdigit() or _alive(int(pid))):
+            if path != self.path and (not pid.isdigit() or pid_alive(int(pid))):
                 continue  # a live run's journal is its own business
             with open(path, encoding="utf-8") as fh:
                 left = [line for line in fh if not self._stored(line, stored)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -155,6 +155,17 @@ CREATE TABLE IF NOT EXISTS trace_outcomes (
     extracted_at TIMESTAMPTZ,
     PRIMARY KEY (project, trace_id)
 );
+-- Work a process is doing now (facets of a trace, a map generation), so a concurrent run skips it
+-- instead of paying for it twice; a claim lapses at expires_at unless its owner renews it.
+CREATE TABLE IF NOT EXISTS work_claims (
+    kind VARCHAR NOT NULL,       -- facet (item: a trace id) | topic_map (item: a facet)
+    project VARCHAR NOT NULL,
+    item VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,      -- host:pid:nonce of the claiming run
+    claimed_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, project, item)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -217,12 +228,14 @@ def rebuild(*tables: str) -> list[str]:
 # both made by the DDL; version 3 scopes trace ids by project: every per-trace table is keyed by
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
 # trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
-# topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's).
+# topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
+# version 6 adds work_claims, the leases that keep concurrent runs from doing the same work (made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
     4: [],
     5: [],
+    6: [],
 }
 
 TRACE_COLUMNS = [
