@@ -102,6 +102,8 @@ class LLMSettings(_Settings):
                                                            "Retry-After wins.")
     circuit_breaker: int = Field(default=10, description="Calls in a row failing for endpoint reasons that stop a "
                                                          "run's other calls; 0 = never.")
+    max_retry_after_s: float = Field(default=60.0, ge=0, description="A Retry-After up to this is waited out; a "
+                                     "longer one fails the call at once as rate_limited (a quota, not a blip).")
 
 
 class EmbeddingSettings(_Settings):
@@ -114,6 +116,23 @@ class EmbeddingSettings(_Settings):
     timeout_s: float = Field(default=60.0, description="Remote models: seconds the SDK waits for each read.")
     deadline_s: float | None = Field(default=None, gt=0, description="Remote models: seconds one batch request "
                                      "may take in all; None = timeout_s.")
+
+
+class IngestSettings(_Settings):
+    """The start times a trace may have: outside them it is quarantined at ingest, naming the trace."""
+
+    earliest_start: str = Field(default="1990-01-01", description="Traces that started before this day are "
+                                "quarantined (a year-1 or epoch-0 time is a bug in the exporter).")
+    max_future_hours: float = Field(default=24.0, ge=0, description="Traces that start more than this far past "
+                                    "now are quarantined (allows for clock skew).")
+
+    @field_validator("earliest_start", mode="before")
+    @classmethod
+    def _a_day(cls, value: Any) -> Any:
+        if isinstance(value, dt.date):  # YAML reads an unquoted 1990-01-01 as a date
+            return value.isoformat()
+        dt.date.fromisoformat(str(value))  # ValueError names the setting
+        return value
 
 
 class PreprocessSettings(_Settings):
@@ -287,6 +306,7 @@ class Settings(_Settings):
     facets: list[FacetSpec] = Field(default_factory=lambda: [f.model_copy(deep=True) for f in BUILTIN_FACETS])
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
@@ -333,6 +353,12 @@ class Settings(_Settings):
         """Facets that get topic maps (free text); enum and score facets are already categorical."""
         return [f.name for f in self.facets if f.kind == "text"]
 
+    def trace_window(self, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """The earliest and latest start time a trace may have (ingest.*), as aware UTC datetimes."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        earliest = dt.datetime.combine(dt.date.fromisoformat(self.ingest.earliest_start), dt.time(), dt.timezone.utc)
+        return earliest, now + dt.timedelta(hours=self.ingest.max_future_hours)
+
     def facet(self, name: str) -> FacetSpec:
         for f in self.facets:
             if f.name == name:
@@ -369,6 +395,9 @@ ENV_VARS = {
     "TOPICS_LLM_CIRCUIT_BREAKER": "llm.circuit_breaker",
     "TOPICS_LLM_TIMEOUT_S": "llm.timeout_s",
     "TOPICS_LLM_DEADLINE_S": "llm.deadline_s",
+    "TOPICS_LLM_MAX_RETRY_AFTER_S": "llm.max_retry_after_s",
+    "TOPICS_INGEST_EARLIEST_START": "ingest.earliest_start",
+    "TOPICS_INGEST_MAX_FUTURE_HOURS": "ingest.max_future_hours",
     "TOPICS_EMBEDDING_MODEL": "embedding.model",
     "TOPICS_EMBEDDING_API_BASE": "embedding.api_base",
     "TOPICS_EMBEDDING_DEADLINE_S": "embedding.deadline_s",

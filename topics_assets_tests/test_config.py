@@ -54,7 +54,7 @@ def test_an_unknown_key_names_the_file_the_key_and_the_known_ones(tmp_path):
     message = config_error(tmp_path, "cluster:\n  min_cluster_sise: 3\n")
     assert message.startswith(f"{tmp_path / 'topics.yaml'}: cluster.min_cluster_sise: unknown setting; known: ")
     assert "min_cluster_size" in message and "n_neighbors" in message
-    assert "home, insight, llm" in config_error(tmp_path, "bogus: 1\n")
+    assert "home, ingest, insight, llm" in config_error(tmp_path, "bogus: 1\n")
 
 
 @pytest.mark.parametrize("text,needle", [

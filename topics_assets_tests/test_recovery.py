@@ -1,6 +1,7 @@
 """A run killed mid-way (SIGKILL) and re-run leaves exactly what an uninterrupted run leaves,
 and no LLM answer that arrived before the kill is paid for again."""
 
+import hashlib
 import json
 import os
 import signal
@@ -94,3 +95,55 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, new_database)
         # flight at the moment of the kill (4) are repeated.
         assert total <= N + 4, f"{total} facet requests for {N} traces"
         assert _rows(killed) == expected
+
+
+def _is_naming(body: dict) -> bool:
+    return ((body.get("response_format") or {}).get("json_schema") or {}).get("name") == "topic_name"
+
+
+def _naming_requests(server) -> int:
+    return sum(_is_naming(b) for _, b, _ in server.requests_to("/chat/completions"))
+
+
+def test_a_kill_during_naming_keeps_the_names_already_paid_for(tmp_path):
+    """Killed while naming topics, the rerun asks only for the names it had not received: no naming
+    request is sent twice, but for the calls in flight at the kill (4)."""
+    path = tmp_path / "traces.jsonl"
+    write_jsonl(generate_traces(n_traces=240, days=2, seed=52, project="shop"), path)
+    subjects = ["a refund for a broken blender", "changing a flight to Tuesday", "resetting a bank password",
+                "a late pizza delivery", "upgrading a phone contract", "booking a hotel in Rome",
+                "cancelling a gym membership", "a missing parcel from the warehouse", "a wrong invoice total",
+                "a noisy washing machine", "moving a dentist appointment", "a locked streaming account"]
+
+    def answer(body):
+        if not _is_naming(body):
+            h = int(hashlib.sha256(body["messages"][-1]["content"].encode()).hexdigest(), 16)
+            return json.dumps({"task": f"The user wants {subjects[h % len(subjects)]} (case {h % 97})."})
+        time.sleep(0.2)  # naming takes long enough to be killed in the middle of
+        keywords = body["messages"][1]["content"].split("\n", 2)[1]
+        return json.dumps({"name": f"Topic {keywords[10:40]}", "description": "A cluster."})
+
+    config = tmp_path / "topics.yaml"
+    config.write_text("facets: [task]\n")  # one map: the run's time goes into naming
+    with FakeLLMServer(chat_handler=answer) as server:
+        env = {**_env(tmp_path, "killed", server, None), "TOPICS_MIN_TRACES": "50", "TOPICS_MIN_UNIQUE_FACETS": "10",
+               "TOPICS_CONFIG": str(config)}
+        assert _topics(env, "ingest", str(path)).wait(timeout=120) == 0
+        run = _topics(env, "run")
+        deadline = time.monotonic() + 300
+        while _naming_requests(server) < 6 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.02)
+        assert run.poll() is None, "the run finished before it could be killed"
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        paid = _naming_requests(server)
+
+        rerun = _topics(env, "run")
+        out = rerun.communicate(timeout=400)[0]
+        assert rerun.returncode == 0, out
+        asked = [json.dumps(b["messages"]) for _, b, _ in server.requests_to("/chat/completions") if _is_naming(b)]
+        assert len(asked) > paid + 2, out  # the map had names left to ask for after the kill
+        assert len(asked) - len(set(asked)) <= 4, f"{len(asked) - len(set(asked))} of {paid} paid names asked again"
+        names = open_store(env["TOPICS_DATABASE"]).query_df("SELECT name FROM topic_maps").name
+        assert names.str.startswith("Topic ").all()
+        assert not list((tmp_path / "killed" / "home" / "journal").glob("naming-*"))  # dropped once the map landed

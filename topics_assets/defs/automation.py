@@ -26,7 +26,7 @@ from dagster import (
 from ..topics.stage import gate_status
 from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, day_ranges, first_day, map_key
+from .partitions import PROJECTS, day_ranges, first_day, map_key, runnable_days
 from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
 from .runner import RANGE_END, RANGE_START, register_projects
 
@@ -103,9 +103,10 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                         "with the current maps (no LLM call at classification time).")
     def new_traces(context: SensorEvaluationContext, store: TopicsStoreResource, settings: TopicsSettingsResource):
         store, settings = store.get_store(SENSOR_LOCK_WAIT_S), settings.get_settings()
-        days = store.pending_days(preprocess_hash=settings.preprocess_hash())
+        days, outside = runnable_days(settings, store.pending_days(preprocess_hash=settings.preprocess_hash()))
         if not days:
-            return SkipReason("no new or changed traces, nothing unlabelled")
+            return SkipReason("no new or changed traces, nothing unlabelled" + (
+                f" (left alone: {len(outside)} day(s) without a day partition, from {outside[0]})" if outside else ""))
         early = [d for d in days if d < first]
         days = [d for d in days if d >= first]
         if not days:
@@ -149,7 +150,7 @@ def build_automation(settings: Settings) -> tuple[list, list]:
             return SkipReason("the latest topic_map materialization made no new generation")
         store = context.resources.store.get_store(SENSOR_LOCK_WAIT_S)
         window = context.resources.settings.get_settings().automation.backfill_days
-        days = recent_days(store.days_with_traces(), window)
+        days = recent_days(runnable_days(context.resources.settings.get_settings(), store.days_with_traces())[0], window)
         if not days:
             return SkipReason(f"no traces in the last {window} days to re-label")
         done = labelled_since(context.instance, days, asset_event.timestamp)

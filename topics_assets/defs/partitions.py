@@ -31,8 +31,20 @@ def first_day(settings: Settings) -> str:
     database = settings.database_path
     if not is_postgres_url(database) and not Path(database).exists():
         return today  # no store yet: do not create one just to read it
-    days = open_store(database, lock_wait_s=STORE_READ_WAIT_S).days_with_traces()
+    days = runnable_days(settings, open_store(database, lock_wait_s=STORE_READ_WAIT_S).days_with_traces())[0]
     return min(days) if days else today
+
+
+def runnable_days(settings: Settings, days: list[str], now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """(days that have a day partition now, the rest): from ingest.earliest_start to today.
+
+    Ingest quarantines traces outside the accepted window, so the rest are tomorrow's (clock skew,
+    processed once the day starts) or ones a release without the window let in; either way no run is
+    launched for them, as one would fail on a partition that does not exist (or cannot: past 9999)."""
+    now = now or datetime.now(timezone.utc)
+    first, last = settings.ingest.earliest_start, now.date().isoformat()
+    ok = [d for d in days if first <= d <= last]
+    return ok, [d for d in days if not first <= d <= last]
 
 
 def with_first_day(settings: Settings) -> Settings:

@@ -16,7 +16,7 @@ from ..topics.stage import gate_status
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, day_ranges, map_key
+from .partitions import PROJECTS, day_ranges, map_key, runnable_days
 from .resources import SETTINGS, STORE
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -119,7 +119,12 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
     if not all_days:
         say("nothing ingested yet: run `topics ingest PATH...` first")
         return summary
-    days = sorted({d for p in projects for d in store.pending_days(p, settings.preprocess_hash())})
+    all_days, outside = runnable_days(settings, all_days)
+    if outside:
+        say(f"left alone: {len(outside)} day(s) without a day partition ({', '.join(outside[:5])}"
+            f"{', ...' if len(outside) > 5 else ''}): tomorrow's traces wait for their day; older or later "
+            f"ones are outside ingest.earliest_start .. today")
+    days = runnable_days(settings, sorted({d for p in projects for d in store.pending_days(p, settings.preprocess_hash())}))[0]
     start = _partitions_start(defs)
     early = [d for d in days if start and d < start]
     if early:

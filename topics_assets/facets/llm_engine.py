@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import FacetSpec
-from .prompts import SCORE_RANGE, facet_messages, facet_schema
+from .prompts import FACET_MAX_CHARS, SCORE_RANGE, facet_messages, facet_schema
+
 
 def _as_score(v: Any) -> int | None:
     if isinstance(v, bool):
@@ -23,8 +24,8 @@ def validator(specs: list[FacetSpec]) -> Callable[[dict], None]:
     """Checks an answer against the facets, normalising it in place.
 
     Harmless drift is repaired rather than paid for with a re-ask (a category in another case,
-    a score sent as "4" or 4.0, stray whitespace); anything else raises ValueError, which the
-    client turns into one re-ask.
+    a score sent as "4" or 4.0, stray whitespace, keys nobody asked for, which are dropped);
+    anything else raises ValueError, which the client turns into one re-ask (then schema_invalid).
     """
 
     def validate(data: dict) -> None:
@@ -33,9 +34,8 @@ def validator(specs: list[FacetSpec]) -> Callable[[dict], None]:
         missing = [s.name for s in specs if s.name not in data]
         if missing:
             raise ValueError(f"missing facets: {', '.join(missing)}")
-        extra = sorted(set(data) - {s.name for s in specs})
-        if extra:
-            raise ValueError(f"unexpected keys: {', '.join(extra)}")
+        for extra in set(data) - {s.name for s in specs}:
+            del data[extra]
         for s in specs:
             v = data[s.name]
             if s.kind == "enum":
@@ -52,7 +52,10 @@ def validator(specs: list[FacetSpec]) -> Callable[[dict], None]:
             else:
                 if not (isinstance(v, str) and v.strip()):
                     raise ValueError(f"{s.name}: empty or not a string")
-                data[s.name] = " ".join(v.split())
+                text = " ".join(v.split())
+                if len(text) > FACET_MAX_CHARS:
+                    raise ValueError(f"{s.name}: {len(text)} characters, at most {FACET_MAX_CHARS}")
+                data[s.name] = text
 
     return validate
 

@@ -43,6 +43,7 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     """
     now = now or datetime.now(timezone.utc)
     start = date.fromisoformat(settings.partitions_start) if settings.partitions_start else None  # None: any day
+    earliest, latest = settings.trace_window(now)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     lines: dict[str, dict[str, list[int | None]]] = {}
@@ -91,6 +92,13 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
                 on_record(str(path))
             if isinstance(item, Quarantined):
                 quarantine(item)
+            elif not earliest <= item.started_at <= latest:
+                # Dagster's day partitions (and Python's dates) end at year 9999: one such trace would
+                # fail every later run.
+                quarantine(Quarantined(str(path), None, (
+                    f"start time outside the accepted window: trace {item.trace_id} started "
+                    f"{item.started_at.isoformat()}, accepted {earliest.date()} .. {latest.isoformat(timespec='minutes')} "
+                    "(ingest.earliest_start, ingest.max_future_hours)"), "", item.trace_id))
             elif start is not None and item.started_at.date() < start:
                 quarantine(Quarantined(str(path), None, (
                     f"trace {item.trace_id} started {item.day}, before partitions_start {settings.partitions_start} "

@@ -15,7 +15,7 @@ from .breaker import CircuitBreaker
 from .concurrency import run_bounded
 from .errors import BadOutput, LLMError, LLMOutputError, LLMResult
 from .output import parse_json_object, reask_message
-from .retries import BACKOFF_CAP_S, MAX_RETRY_AFTER_S, RetryPolicy
+from .retries import BACKOFF_CAP_S, RetryPolicy
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -62,7 +62,7 @@ class LLMClient:
         *,
         backoff_base_s: float | None = None,  # None: settings.backoff_base_s
         backoff_cap_s: float = BACKOFF_CAP_S,
-        max_retry_after_s: float = MAX_RETRY_AFTER_S,
+        max_retry_after_s: float | None = None,  # None: settings.max_retry_after_s
     ):
         if not settings.model:
             raise LLMError("no LLM model is configured (llm.model / TOPICS_LLM_MODEL)", reason="not_configured")
@@ -72,6 +72,8 @@ class LLMClient:
         self._api_key = api_key
         if backoff_base_s is None:
             backoff_base_s = settings.backoff_base_s
+        if max_retry_after_s is None:
+            max_retry_after_s = settings.max_retry_after_s
         self.retry = RetryPolicy(settings.max_retries, backoff_base_s, backoff_cap_s, max_retry_after_s,
                                  deadline_s=settings.deadline_s or settings.timeout_s)
         self._lock = threading.Lock()

@@ -1,4 +1,8 @@
-"""One retry policy for chat and embeddings: backoff with full jitter, never sooner than Retry-After."""
+"""One retry policy for chat and embeddings: backoff with full jitter, never sooner than Retry-After.
+
+A Retry-After is waited out in full up to a ceiling (llm.max_retry_after_s); past it the call fails at
+once, with the reason its error has (rate_limited for a 429), so the run moves on instead of sleeping.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from .errors import LLMError
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
-MAX_RETRY_AFTER_S = 60.0  # a Retry-After longer than this is a quota, not a blip: cap the wait
+MAX_RETRY_AFTER_S = 60.0  # a Retry-After longer than this is a quota, not a blip: fail the call
 
 _TIMEOUT_NAMES = {"Timeout", "APITimeoutError", "TimeoutException", "ReadTimeout", "ConnectTimeout"}
 _CONNECTION_NAMES = {"APIConnectionError", "ConnectError", "RemoteProtocolError", "ServiceUnavailableError"}
@@ -175,9 +179,7 @@ class RetryPolicy:
         """Full jitter (AWS style), but never less than the server's Retry-After."""
         jitter = random.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2**retry_index)))
         asked = retry_after_s(exc)
-        if asked is None:
-            return jitter
-        return max(jitter, min(asked, self.max_retry_after_s))
+        return jitter if asked is None else max(jitter, asked)
 
     def run(self, call: Callable[[], Any], on_error: Callable[[str, bool], None] | None = None) -> tuple[Any, int]:
         """(call's result, attempts). Raises LLMError once retries are spent or on a hard error.
@@ -191,12 +193,17 @@ class RetryPolicy:
                 return call_with_deadline(call, self.deadline_s), attempt
             except Exception as exc:  # noqa: BLE001 (classified right below)
                 retryable, reason, status = classify_error(exc)
-                will_retry = retryable and attempt <= self.max_retries
+                asked = retry_after_s(exc) if retryable else None
+                too_long = asked is not None and asked > self.max_retry_after_s
+                will_retry = retryable and attempt <= self.max_retries and not too_long
                 if on_error:
                     on_error(reason, will_retry)
                 if not will_retry:
                     detail = f"{type(exc).__name__}: {exc}".strip()
-                    if retryable:
+                    if too_long:
+                        detail = (f"the server asked to wait {asked:.0f} s (Retry-After), more than "
+                                  f"llm.max_retry_after_s ({self.max_retry_after_s:g} s); {detail}")
+                    elif retryable:
                         detail = f"gave up after {attempt} attempts; last error {detail}"
                     raise LLMError(detail[:2000], reason=reason, attempts=attempt, status_code=status) from exc
                 time.sleep(self.delay(attempt - 1, exc))

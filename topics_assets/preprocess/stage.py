@@ -53,6 +53,7 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
         try:
             trace = Trace.from_json(r.payload)
             p = preprocess(trace, settings.preprocess, custom=custom)
+            outcome = p.outcome.row()  # inside the try: a value the signals cannot store fails this trace alone
         except CustomPreprocessorError as e:  # the user's callable: its own error and full traceback
             counts["failed"] += 1
             rows.append({**base, "status": "failed", "error": f"{e}\n{e.details}"})
@@ -64,7 +65,7 @@ def preprocess_days(*, store: Store, settings: Settings, days: list[str]) -> Pre
                          "error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"})
             _add_outcome(outcomes, r, trace)
             continue
-        outcomes.append({"project": r.project, "trace_id": r.trace_id, "day": r.day, **p.outcome.row()})
+        outcomes.append({"project": r.project, "trace_id": r.trace_id, "day": r.day, **outcome})
         statuses[p.outcome.status] += 1
         counts["preprocessed"] += 1
         tokens_before += p.tokens_before

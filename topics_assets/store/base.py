@@ -600,6 +600,49 @@ class SQLStore:
         with self.conn() as c:
             return self._column(c, sql, params)
 
+    # ----- work claims -------------------------------------------------------------
+    def claim_work(self, kind: str, items: list[tuple[str, str]], owner: str, ttl_s: float,
+                   is_dead: Callable[[str], bool] = lambda _owner: False) -> dict[tuple[str, str], str]:
+        """Claim (project, item) pairs of `kind` for `owner` until ttl_s from now, atomically: a pair
+        is taken when unclaimed, lapsed, already `owner`'s, or held by an owner `is_dead` says died.
+        Returns the pairs others hold, with their owner (the rest are `owner`'s now)."""
+        df = _rows(pd.DataFrame(items, columns=["project", "item"]), ["project", "item"])
+        if not len(df):
+            return {}
+        now = now_utc()
+        expires = now + pd.Timedelta(seconds=ttl_s)
+
+        # The pairs as two parallel list parameters, not a staged DataFrame: claims come from many
+        # threads at once, and DuckDB's DataFrame scan is not safe to set up concurrently.
+        wanted = "(SELECT unnest(?::VARCHAR[]) AS project, unnest(?::VARCHAR[]) AS item)"
+        pairs = [df.project.tolist(), df["item"].tolist()]
+
+        def body(c) -> dict[tuple[str, str], str]:
+            self._lock(c, f"work_claims:{kind}")
+            held = self._exec(c, f"""SELECT w.project, w.item, c.owner FROM {wanted} w JOIN work_claims c
+                                     ON c.kind = ? AND c.project = w.project AND c.item = w.item
+                                     WHERE c.owner <> ? AND c.expires_at >= ?""", [*pairs, kind, owner, now]).fetchall()
+            dead = sorted({o for _, _, o in held if is_dead(o)})
+            if dead:
+                self._exec(c, f"DELETE FROM work_claims WHERE kind = ? AND {_in('owner')}", [kind, dead])
+            self._exec(c, f"""INSERT INTO work_claims (kind, project, item, owner, claimed_at, expires_at)
+                              SELECT ?::VARCHAR, project, item, ?::VARCHAR, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ FROM {wanted} w
+                              ON CONFLICT (kind, project, item) DO UPDATE SET owner = excluded.owner,
+                                  claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+                              WHERE work_claims.expires_at < ? OR work_claims.owner = excluded.owner""",
+                       [kind, owner, now, expires, *pairs, now])
+            return {(p, i): o for p, i, o in held if o not in dead}
+
+        return self._write(body)
+
+    def renew_claims(self, kind: str, owner: str, ttl_s: float) -> None:
+        """Push back the expiry of every claim of `kind` that `owner` holds (its heartbeat)."""
+        self._write(lambda c: self._exec(c, "UPDATE work_claims SET expires_at = ?::TIMESTAMPTZ WHERE kind = ? AND owner = ?",
+                                         [now_utc() + pd.Timedelta(seconds=ttl_s), kind, owner]))
+
+    def release_claims(self, kind: str, owner: str) -> None:
+        self._write(lambda c: self._exec(c, "DELETE FROM work_claims WHERE kind = ? AND owner = ?", [kind, owner]))
+
     # ----- classifications ---------------------------------------------------------
     def write_classifications(self, project: str, facet: str, generation: int, days: list[str], df: pd.DataFrame) -> None:
         """Replace this generation's labels for these days (re-running a partition never duplicates)."""

@@ -156,8 +156,11 @@ class DuckDBStore(SQLStore):
         return f"SELECT * FROM ({sql}) USING SAMPLE reservoir({n} ROWS) REPEATABLE ({seed}) ORDER BY project, trace_id"
 
     def _retryable(self, e: Exception) -> bool:
-        # Two transactions of one process inserting the same new key: the later one fails with a
-        # duplicate key rather than a conflict; run again, it sees the row and takes its ON CONFLICT path.
+        # Connections of one process share the database and commit optimistically: two of them
+        # inserting the same new key (an upsert, a claim) fail one with a duplicate-key error that
+        # is a write conflict, not a bad row; run again, its ON CONFLICT sees the other's row.
+        # (at the insert, or at COMMIT).
         msg = str(e).lower()
-        return (isinstance(e, (duckdb.TransactionException, duckdb.ConstraintException))
-                and ("conflict" in msg or "duplicate key" in msg))
+        if isinstance(e, duckdb.ConstraintException):
+            return "duplicate key" in msg
+        return isinstance(e, duckdb.TransactionException) and ("conflict" in msg or "duplicate key" in msg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -221,6 +221,17 @@ CREATE TABLE IF NOT EXISTS topic_stats (
     computed_at TIMESTAMPTZ,
     PRIMARY KEY (project, facet, topic_id, day)
 );
+-- Work a process is doing now (facets of a trace, a map generation), so a concurrent run skips it
+-- instead of paying for it twice; a claim lapses at expires_at unless its owner renews it.
+CREATE TABLE IF NOT EXISTS work_claims (
+    kind VARCHAR NOT NULL,       -- facet (item: a trace id) | topic_map (item: a facet)
+    project VARCHAR NOT NULL,
+    item VARCHAR NOT NULL,
+    owner VARCHAR NOT NULL,      -- host:pid:nonce of the claiming run
+    claimed_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, project, item)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -303,7 +314,7 @@ VIEWS = ("trace_topics",)
 V1_TABLES = ("raw_traces", "quarantine", "traces", "facets", "facet_failures", "facet_embeddings",
              "topic_map_generations", "topic_maps", "classifications")
 TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",), 6: ("topic_alerts",), 7: ("alert_deliveries",),
-                8: ("topic_stats",)}
+                8: ("topic_stats",), 9: ("work_claims",)}
 
 
 def tables_required(version: int) -> tuple[str, ...]:
@@ -354,6 +365,7 @@ def rebuild(*tables: str) -> list[str]:
 # topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
 # version 6 adds topic_alerts (made by the DDL); version 7 adds alert_deliveries;
 # version 8 adds topic_stats and the views topic_daily and topic_summary (all made by the DDL).
+# version 9 adds work_claims, the leases that keep concurrent runs from doing the same work (made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
@@ -362,6 +374,7 @@ MIGRATIONS: dict[int, list[str]] = {
     6: [],
     7: [],
     8: [],  # topic_stats and the views topic_daily, topic_summary (all made by the DDL)
+    9: [],
 }
 
 TRACE_COLUMNS = [

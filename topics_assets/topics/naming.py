@@ -6,10 +6,14 @@ is built once from settings (`make_namer`) and can be replaced in tests.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..facets.journal import NamingJournal
 from .topic_map import Topic
 
 if TYPE_CHECKING:
@@ -141,22 +145,35 @@ def _contrast(topics: list[Topic], n_contrast: int) -> list[list[str]]:
     return out
 
 
-def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int = 6) -> dict[str, Any]:
+def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int = 6,
+                  journal: NamingJournal | None = None) -> dict[str, Any]:
     """Contrastive naming (as Clio does): each cluster seen beside examples of its nearest neighbours.
 
     All clusters are named at once (bounded concurrency); a name that another cluster already
     has is asked for again, sequentially, with the taken names listed; a duplicate that survives
     that is suffixed. A cluster whose call fails keeps a keyword name, so one bad answer never
-    costs the map. Returns counts for run metadata.
+    costs the map. Each answer goes to `journal` as it arrives, and one found there (left by a
+    run killed before its map landed) is not asked again. Returns counts for run metadata.
     """
-    counts = {"named_llm": 0, "renamed_duplicates": 0, "disambiguated": 0, "naming_failed": 0}
+    counts = {"named_llm": 0, "renamed_duplicates": 0, "disambiguated": 0, "naming_failed": 0, "naming_journal_hits": 0}
     if not topics:
         return counts
     contrast = _contrast(topics, n_contrast)
+    saved = journal.load() if journal is not None else {}
+    model = getattr(getattr(client, "settings", None), "model", "") or ""
 
     def ask(i: int, taken: list[str]) -> Any:
-        return client.complete_json(_naming_messages(facet, topics[i], contrast[i], taken), NAME_SCHEMA,
-                                    validate=_validate_name, schema_name="topic_name")
+        messages = _naming_messages(facet, topics[i], contrast[i], taken)
+        key = (facet, model, hashlib.sha256(json.dumps([messages, NAME_SCHEMA], sort_keys=True).encode()).hexdigest())
+        if journal is not None:
+            journal.used.add(key)
+        if key in saved:
+            counts["naming_journal_hits"] += 1
+            return SimpleNamespace(data=dict(saved[key]))
+        res = client.complete_json(messages, NAME_SCHEMA, validate=_validate_name, schema_name="topic_name")
+        if journal is not None:
+            journal.append(key, {"name": res.data["name"], "description": res.data["description"]})
+        return res
 
     first = client.map(lambda i: ask(i, []), range(len(topics)))
     fallback: set[int] = set()
@@ -196,6 +213,10 @@ class Namer(Protocol):
         """Set every topic's name and description in place; return counts for run metadata."""
         ...
 
+    def landed(self) -> None:
+        """The names are in the store now (a generation landed): what was kept for a rerun can go."""
+        ...
+
 
 class KeywordNamer:
     engine = "keywords"
@@ -204,17 +225,26 @@ class KeywordNamer:
         name_with_keywords(topics)
         return {}
 
+    def landed(self) -> None:
+        pass
+
 
 class LLMNamer:
-    """Contrastive LLM names (name_with_llm), with the calls, tokens and cost they took."""
+    """Contrastive LLM names (name_with_llm), with the calls, tokens and cost they took; answers are
+    journaled (beside the store) until the generation that uses them lands."""
 
-    def __init__(self, client: Any, model: str):
+    def __init__(self, client: Any, model: str, journal: NamingJournal | None = None):
         self.client = client
         self.engine = f"llm:{model}"
+        self.journal = journal
+
+    def landed(self) -> None:
+        if self.journal is not None:
+            self.journal.finish(stored=self.journal.used)
 
     def name(self, topics: list[Topic], facet: str) -> dict[str, Any]:
         before = self.client.stats
-        counts = name_with_llm(topics, facet, self.client)
+        counts = name_with_llm(topics, facet, self.client, journal=self.journal)
         usage = self.client.stats_since(before)
         counts.update({f"naming_{k}": usage[k] for k in ("calls", "requests", "retries", "input_tokens",
                                                            "output_tokens", "cost", "cost_unknown")})
@@ -229,4 +259,4 @@ def make_namer(settings: Settings, client: Any = None) -> Namer:
         from ..llm import LLMClient
 
         client = LLMClient(settings.llm, api_key=settings.llm_api_key())
-    return LLMNamer(client, settings.llm.model)
+    return LLMNamer(client, settings.llm.model, NamingJournal.for_store(settings.database_path, settings.home))

@@ -163,6 +163,7 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
             prev_gen = store.latest_generation(project, facet)
     else:
         raise GenerationConflict(f"{project}/{facet}: other runs kept landing generations; try again")
+    getattr(namer, "landed", lambda: None)()  # a namer from before landed() existed has nothing to drop
     return TopicMapResult(
         generated=True, generation=ids.generation, **info, naming=naming, matched_previous=ids.n_matched,
         retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched, topics=ids.topics,

@@ -126,6 +126,27 @@ def test_429_honours_retry_after(server):
     assert stats["failures_by_reason"] == {}
 
 
+@pytest.mark.parametrize("asked,ceiling", [("120", None), ("3600", None), ("2", 0.5)])
+def test_a_retry_after_past_the_ceiling_fails_at_once_as_rate_limited(server, asked, ceiling):
+    """A quota is not waited out (it once kept a 40-trace run busy for 14 minutes): one request, then
+    rate_limited, with nothing slept."""
+    server.faults.append(("status", 429, {"Retry-After": asked}))
+    client = make_client(server, **({} if ceiling is None else {"max_retry_after_s": ceiling}))
+    t0 = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        client.complete_json(MESSAGES, SCHEMA)
+    assert time.monotonic() - t0 < 5
+    assert info.value.reason == "rate_limited" and "max_retry_after_s" in str(info.value)
+    assert len(server.requests) == 1 and client.stats["failures_by_reason"] == {"rate_limited": 1}
+
+
+def test_a_retry_after_under_the_ceiling_is_waited_out_in_full(server):
+    server.faults.append(("status", 429, {"Retry-After": "1.5"}))
+    make_client(server, max_retry_after_s=2).complete_json(MESSAGES, SCHEMA)
+    first, second = server.requests
+    assert second[2] - first[2] >= 1.45
+
+
 def test_retry_after_ms_header_is_read(server):
     server.faults.append(("status", 429, {"retry-after-ms": "300"}))
     make_client(server).complete_json(MESSAGES, SCHEMA)
