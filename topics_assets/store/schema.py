@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -175,6 +175,19 @@ CREATE TABLE IF NOT EXISTS topic_alerts (
     detected_at TIMESTAMPTZ,
     PRIMARY KEY (project, facet, topic_id, day, kind)
 );
+-- A 2-D layout of each generation's sample, computed once when the generation is written, so the
+-- explorer draws its map without fitting anything: one row per sampled (trace, facet).
+CREATE TABLE IF NOT EXISTS topic_map_points (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    generation INTEGER NOT NULL,
+    trace_id VARCHAR NOT NULL,
+    x REAL,
+    y REAL,
+    topic_id VARCHAR,            -- the topic its generation gives it, or 'no_match'
+    text VARCHAR,                -- the facet text that was embedded
+    PRIMARY KEY (project, facet, generation, trace_id)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -238,13 +251,15 @@ def rebuild(*tables: str) -> list[str]:
 # (project, trace_id, ...), so the same id in two projects is two traces; version 4 adds
 # trace_outcomes (made by the DDL; traces are preprocessed again, which fills it); version 5 adds
 # topic_maps.threshold, one no_match threshold per topic (the DDL's ALTER; NULL falls back to the generation's);
-# version 6 adds topic_alerts (made by the DDL).
+# version 6 adds topic_alerts (made by the DDL); version 8 adds topic_map_points (made by the DDL;
+# generations written before it have no points until they are regenerated).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
     4: [],
     5: [],
     6: [],
+    8: [],
 }
 
 TRACE_COLUMNS = [
@@ -264,6 +279,7 @@ RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]
 QUARANTINE_COLUMNS = ["source", "line", "trace_id", "reason", "snippet"]
 CLASSIFICATION_COLUMNS = ["trace_id", "topic_id", "distance", "day"]
+POINT_COLUMNS = ["project", "facet", "generation", "trace_id", "x", "y", "topic_id", "text"]
 ALERT_COLUMNS = [
     "project", "facet", "topic_id", "day", "kind", "generation", "topic_name", "count", "expected", "share",
     "baseline_share", "p_value", "q_value", "detail",
