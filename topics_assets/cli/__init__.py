@@ -12,7 +12,7 @@ import warnings
 import click
 
 from ..config import ConfigError, config_file, load_settings
-from . import cluster, ingest, query, run, serve
+from . import cluster, explore, ingest, query, run, serve
 from .common import CONFIG_FILE
 
 
@@ -34,6 +34,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics run                       # materialize everything pending
       topics status                    # gates, generations, topics per facet
       topics sql "SELECT * FROM trace_topics LIMIT 5"
+      topics explore                   # the topic explorer in your browser
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # No download or weight-loading progress bars from the embedding model's libraries on the user's terminal.
@@ -49,7 +50,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.sql,
-                 cluster.cluster, serve.serve):
+                 cluster.cluster, serve.serve, explore.explore):
     cli.add_command(_command)
 
 

@@ -221,8 +221,8 @@ class SQLStore:
         except self.Error as e:
             raise QueryError(str(e)) from e
 
-    def _df(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        with self.conn() as c:
+    def _df(self, sql: str, params: list | None = None, read_only: bool = False) -> pd.DataFrame:
+        with self.conn(read_only=read_only) as c:
             return self._fetch_df(c, sql, params or [])
 
     # ----- ingest -----------------------------------------------------------------
@@ -435,7 +435,8 @@ class SQLStore:
         with self.conn() as c:
             return self._latest(c, project, facet)
 
-    def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True) -> pd.DataFrame:
+    def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True,
+                    read_only: bool = False) -> pd.DataFrame:
         generation = self.latest_generation(project, facet) if generation is None else generation
         if generation is None:
             return pd.DataFrame(columns=TOPIC_COLUMNS)
@@ -443,7 +444,7 @@ class SQLStore:
         return self._df(
             f"""SELECT {', '.join(TOPIC_COLUMNS)} FROM topic_maps WHERE project = ? AND facet = ? AND generation = ?
                 {status} ORDER BY size DESC, topic_id""",
-            [project, facet, generation],
+            [project, facet, generation], read_only=read_only,
         )
 
     def next_topic_number(self, project: str, facet: str) -> int:
@@ -597,8 +598,7 @@ class SQLStore:
 
     # ----- the explorer (reads only, on short read-only connections beside the daemon) -----------
     def _read(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        with self.conn(read_only=True) as c:
-            return self._fetch_df(c, sql, params or [])
+        return self._df(sql, params, read_only=True)
 
     def map_generations(self) -> pd.DataFrame:
         """Every map generation, newest first per (project, facet), with how many points it has."""
