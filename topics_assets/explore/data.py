@@ -108,12 +108,15 @@ def points(store: Store, project: str, facet: str, generation: int | None = None
     topics and days are indices into `topics` / `days`."""
     generation = _resolve(store, project, facet, generation)
     df = store.map_points(project, facet, generation, start, end)
-    topic_ids = _topics(store, project, facet, generation).topic_id.tolist()
+    topics = _topics(store, project, facet, generation)
+    names = dict(zip(topics.topic_id, topics.name))
+    topic_ids = topics.topic_id.tolist()
     topic_ids += sorted(set(df.topic_id) - set(topic_ids) - {NO_MATCH}) + [NO_MATCH]
     tpos = {t: i for i, t in enumerate(topic_ids)}
     days = sorted({d for d in df.day if isinstance(d, str)})
     dpos = {d: i for i, d in enumerate(days)}
-    return {"project": project, "facet": facet, "generation": generation, "topics": topic_ids, "days": days,
+    return {"project": project, "facet": facet, "generation": generation, "topics": topic_ids,
+            "names": [names.get(t) or t for t in topic_ids], "days": days,
             "n": len(df),
             "x": np.round(df.x.to_numpy(dtype=float), 4).tolist(),
             "y": np.round(df.y.to_numpy(dtype=float), 4).tolist(),

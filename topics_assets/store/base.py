@@ -141,6 +141,14 @@ class SQLStore:
     # ----- connections, schema, transactions ----------------------------------------
     @contextlib.contextmanager
     def conn(self, read_only: bool = False) -> Iterator[Any]:
+        if read_only and not self._schema_ready:
+            # A reader of an up-to-date store never opens it for writing (so it runs beside another
+            # process's connections); an older or empty one is migrated first, as for any caller.
+            try:
+                with self._connect(read_only=True) as c:
+                    self._schema_ready = self._version(c) == SCHEMA_VERSION
+            except self.Error:  # e.g. no DuckDB file yet: made below
+                pass
         self._ensure_schema()
         with self._connect(read_only) as c:
             yield c

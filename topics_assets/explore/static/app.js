@@ -316,7 +316,7 @@ function drawLegend(d, colours) {
     legend.replaceChildren(h("span", {}, `${d.days[0] || ""} (blue) → ${d.days[d.days.length - 1] || ""} (orange)`));
   } else {
     legend.replaceChildren(...d.topics.slice(0, 30).map((t, i) => h("span", {},
-      h("span", { class: "swatch", style: `background:${colourOf(i, d.topics)}` }), t)));
+      h("span", { class: "swatch", style: `background:${colourOf(i, d.topics)}` }), d.names[i])));
   }
 }
 
@@ -342,7 +342,7 @@ function hover(ev, canvas) {
   if (i < 0) { tip.hidden = true; return; }
   const d = mapData;
   tip.replaceChildren(h("div", {}, d.text[i]), h("div", { class: "muted" },
-    `${d.topics[d.topic[i]]} · ${d.days[d.day[i]] || ""}${d.failed[i] ? " · failed" : ""}`));
+    `${d.names[d.topic[i]]} · ${d.days[d.day[i]] || ""}${d.failed[i] ? " · failed" : ""}`));
   tip.style.left = ev.clientX + 14 + "px"; tip.style.top = ev.clientY + 14 + "px";
   tip.hidden = false;
 }
