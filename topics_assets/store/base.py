@@ -34,6 +34,7 @@ from .schema import (
     FAILURE_COLUMNS,
     MIGRATIONS,
     OUTCOME_COLUMNS,
+    POINT_COLUMNS,
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     SCHEMA_VERSION,
@@ -166,6 +167,14 @@ class SQLStore:
     # ----- connections, schema, transactions ----------------------------------------
     @contextlib.contextmanager
     def conn(self, read_only: bool = False) -> Iterator[Any]:
+        if read_only and not self._schema_ready:
+            # A reader of an up-to-date store never opens it for writing (so it runs beside another
+            # process's connections); an older or empty one is migrated first, as for any caller.
+            try:
+                with self._connect(read_only=True) as c:
+                    self._schema_ready = self._version(c) == SCHEMA_VERSION
+            except self.Error:  # e.g. no DuckDB file yet: made below
+                pass
         self._ensure_schema()
         with self._connect(read_only) as c:
             yield c
@@ -283,8 +292,8 @@ class SQLStore:
         """`_fetch_df`, but QueryError(ONE_STATEMENT) unless `sql` is exactly one statement."""
         raise NotImplementedError
 
-    def _df(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        with self.conn() as c:
+    def _df(self, sql: str, params: list | None = None, read_only: bool = False) -> pd.DataFrame:
+        with self.conn(read_only=read_only) as c:
             return self._fetch_df(c, sql, params or [])
 
     # ----- ingest -----------------------------------------------------------------
@@ -497,7 +506,8 @@ class SQLStore:
         with self.conn() as c:
             return self._latest(c, project, facet)
 
-    def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True) -> pd.DataFrame:
+    def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True,
+                    read_only: bool = False) -> pd.DataFrame:
         generation = self.latest_generation(project, facet) if generation is None else generation
         if generation is None:
             return pd.DataFrame(columns=TOPIC_COLUMNS)
@@ -505,7 +515,7 @@ class SQLStore:
         return self._df(
             f"""SELECT {', '.join(TOPIC_COLUMNS)} FROM topic_maps WHERE project = ? AND facet = ? AND generation = ?
                 {status} ORDER BY size DESC, topic_id""",
-            [project, facet, generation],
+            [project, facet, generation], read_only=read_only,
         )
 
     def next_topic_number(self, project: str, facet: str) -> int:
@@ -521,11 +531,17 @@ class SQLStore:
                       [project, facet, generation])
         return df.iloc[0].to_dict() if len(df) else {}
 
-    def write_generation(self, info: dict[str, Any], topics: list[dict], expected_previous: int | None) -> None:
-        """Land a generation, unless another one landed since `expected_previous` was read."""
+    def write_generation(self, info: dict[str, Any], topics: list[dict], expected_previous: int | None,
+                         points: pd.DataFrame | None = None) -> None:
+        """Land a generation, unless another one landed since `expected_previous` was read; `points`
+        (trace_id, x, y, topic_id, text per sampled facet) land with it, in the same transaction."""
         import json
 
         tdf = pd.DataFrame(topics, columns=TOPIC_COLUMNS)
+        pdf = None
+        if points is not None and len(points):
+            pdf = _rows(points.assign(project=info["project"], facet=info["facet"],
+                                      generation=info["generation"])[POINT_COLUMNS], ["trace_id"])
         project, facet = info["project"], info["facet"]
 
         def body(c) -> None:
@@ -542,6 +558,10 @@ class SQLStore:
                 self._exec(c, f"""INSERT INTO topic_maps ({', '.join(TOPIC_COLUMNS)})
                     SELECT project, facet, generation, topic_id, name, description, keywords::TEXT[], size,
                            centroid::REAL[], examples::TEXT[], status, threshold FROM tm""")
+            if pdf is not None:
+                self._stage(c, "pts", pdf, "topic_map_points")
+                self._exec(c, f"""INSERT INTO topic_map_points ({', '.join(POINT_COLUMNS)})
+                    SELECT project, facet, generation::INTEGER, trace_id, x::REAL, y::REAL, topic_id, text FROM pts""")
 
         self._write(body)
 
@@ -859,3 +879,70 @@ class SQLStore:
                               AND (?::VARCHAR IS NULL OR a.day >= ?::DATE)
                             ORDER BY a.day, a.project, a.facet, a.kind, a.topic_id""",
                         [sink, kinds, kinds, since_day, since_day])
+    # ----- the explorer (reads only, on short read-only connections beside the daemon) -----------
+    def _read(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self._df(sql, params, read_only=True)
+
+    def map_generations(self) -> pd.DataFrame:
+        """Every map generation, newest first per (project, facet), with how many points it has."""
+        return self._read("""SELECT g.project, g.facet, g.generation, g.created_at::VARCHAR AS created_at, g.n_topics,
+                                    g.n_sampled, g.noise_share, g.naming_engine, g.embedding_model,
+                                    (SELECT count(*) FROM topic_map_points p WHERE p.project = g.project
+                                       AND p.facet = g.facet AND p.generation = g.generation) AS n_points
+                             FROM topic_map_generations g ORDER BY g.project, g.facet, g.generation DESC""")
+
+    def map_points(self, project: str, facet: str, generation: int, start: str | None = None,
+                   end: str | None = None) -> pd.DataFrame:
+        """A generation's 2-D points with what the overlays colour by: the trace's day and whether it failed."""
+        return self._read("""SELECT p.trace_id, p.x, p.y, p.topic_id, p.text, t.day::VARCHAR AS day,
+                                    coalesce(o.status = 'error' OR o.abnormal_end, FALSE) AS failed
+                             FROM topic_map_points p
+                             LEFT JOIN facets t ON t.project = p.project AND t.trace_id = p.trace_id AND t.facet = p.facet
+                             LEFT JOIN trace_outcomes o ON o.project = p.project AND o.trace_id = p.trace_id
+                             WHERE p.project = ? AND p.facet = ? AND p.generation = ?
+                               AND (?::VARCHAR IS NULL OR t.day >= ?::DATE) AND (?::VARCHAR IS NULL OR t.day <= ?::DATE)
+                             ORDER BY p.trace_id""", [project, facet, generation, start, start, end, end])
+
+    def topic_daily(self, project: str, facet: str, generation: int, start: str | None = None,
+                    end: str | None = None) -> pd.DataFrame:
+        """Traces a generation labelled, per topic (no_match too) and day, and how many of them failed."""
+        return self._read("""SELECT c.topic_id, c.day::VARCHAR AS day, count(*) AS n,
+                                    count(*) FILTER (WHERE o.status = 'error' OR o.abnormal_end) AS failed
+                             FROM classifications c
+                             LEFT JOIN trace_outcomes o ON o.project = c.project AND o.trace_id = c.trace_id
+                             WHERE c.project = ? AND c.facet = ? AND c.generation = ?
+                               AND (?::VARCHAR IS NULL OR c.day >= ?::DATE) AND (?::VARCHAR IS NULL OR c.day <= ?::DATE)
+                             GROUP BY 1, 2 ORDER BY 1, 2""", [project, facet, generation, start, start, end, end])
+
+    def topic_traces(self, project: str, facet: str, generation: int, topic_id: str, limit: int = 200,
+                     start: str | None = None, end: str | None = None) -> pd.DataFrame:
+        """The traces a generation gave this topic, closest to its centroid first, with their facet text and outcome."""
+        return self._read("""SELECT c.trace_id, c.day::VARCHAR AS day, c.distance, f.text, o.status, o.abnormal_end,
+                                    o.termination_reason
+                             FROM classifications c
+                             LEFT JOIN facets f ON f.project = c.project AND f.trace_id = c.trace_id AND f.facet = c.facet
+                             LEFT JOIN trace_outcomes o ON o.project = c.project AND o.trace_id = c.trace_id
+                             WHERE c.project = ? AND c.facet = ? AND c.generation = ? AND c.topic_id = ?
+                               AND (?::VARCHAR IS NULL OR c.day >= ?::DATE) AND (?::VARCHAR IS NULL OR c.day <= ?::DATE)
+                             ORDER BY c.distance, c.trace_id LIMIT ?""",
+                          [project, facet, generation, topic_id, start, start, end, end, int(limit)])
+
+    def trace_detail(self, project: str, trace_id: str) -> dict[str, pd.DataFrame]:
+        """One trace as the explorer shows it: the preprocessed text, every facet, its outcome, its labels."""
+        key = [project, trace_id]
+        with self.conn(read_only=True) as c:
+            return {
+                "trace": self._fetch_df(c, """SELECT trace_id, project, day::VARCHAR AS day, started_at::VARCHAR AS started_at,
+                                                     format, version, content, n_spans, n_messages, tokens_before,
+                                                     tokens_after, truncated, status, error
+                                              FROM traces WHERE project = ? AND trace_id = ?""", key),
+                "facets": self._fetch_df(c, """SELECT facet, text, engine, model FROM facets
+                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
+                "outcome": self._fetch_df(c, """SELECT status, n_errors, error_kinds, errors::VARCHAR AS errors, failed_tools,
+                                                       termination_reason, abnormal_end, scores::VARCHAR AS scores,
+                                                       duration_s, llm_calls, input_tokens, output_tokens, cost_usd,
+                                                       cost_source, models, tools, agents
+                                                FROM trace_outcomes WHERE project = ? AND trace_id = ?""", key),
+                "labels": self._fetch_df(c, """SELECT facet, topic_id, topic_name, distance, generation FROM trace_topics
+                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
+            }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -232,6 +232,19 @@ CREATE TABLE IF NOT EXISTS work_claims (
     expires_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (kind, project, item)
 );
+-- A 2-D layout of each generation's sample, computed once when the generation is written, so the
+-- explorer draws its map without fitting anything: one row per sampled (trace, facet).
+CREATE TABLE IF NOT EXISTS topic_map_points (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    generation INTEGER NOT NULL,
+    trace_id VARCHAR NOT NULL,
+    x REAL,
+    y REAL,
+    topic_id VARCHAR,            -- the topic its generation gives it, or 'no_match'
+    text VARCHAR,                -- the facet text that was embedded
+    PRIMARY KEY (project, facet, generation, trace_id)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -314,7 +327,7 @@ VIEWS = ("trace_topics",)
 V1_TABLES = ("raw_traces", "quarantine", "traces", "facets", "facet_failures", "facet_embeddings",
              "topic_map_generations", "topic_maps", "classifications")
 TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",), 6: ("topic_alerts",), 7: ("alert_deliveries",),
-                8: ("topic_stats",), 9: ("work_claims",)}
+                8: ("topic_stats",), 9: ("work_claims",), 10: ("topic_map_points",)}
 
 
 def tables_required(version: int) -> tuple[str, ...]:
@@ -366,6 +379,8 @@ def rebuild(*tables: str) -> list[str]:
 # version 6 adds topic_alerts (made by the DDL); version 7 adds alert_deliveries;
 # version 8 adds topic_stats and the views topic_daily and topic_summary (all made by the DDL).
 # version 9 adds work_claims, the leases that keep concurrent runs from doing the same work (made by the DDL).
+# version 10 adds topic_map_points (made by the DDL; generations written before it have no points until
+# they are regenerated).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
@@ -375,6 +390,7 @@ MIGRATIONS: dict[int, list[str]] = {
     7: [],
     8: [],  # topic_stats and the views topic_daily, topic_summary (all made by the DDL)
     9: [],
+    10: [],
 }
 
 TRACE_COLUMNS = [
@@ -394,6 +410,7 @@ RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]
 QUARANTINE_COLUMNS = ["source", "line", "trace_id", "reason", "snippet"]
 CLASSIFICATION_COLUMNS = ["trace_id", "topic_id", "distance", "day"]
+POINT_COLUMNS = ["project", "facet", "generation", "trace_id", "x", "y", "topic_id", "text"]
 ALERT_COLUMNS = [
     "project", "facet", "topic_id", "day", "kind", "generation", "topic_name", "count", "expected", "share",
     "baseline_share", "p_value", "q_value", "detail",

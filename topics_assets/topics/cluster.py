@@ -92,6 +92,7 @@ class Clustering:
     min_cluster_size: int  # in units of the whole (weighted) sample
     core: np.ndarray | None = None  # row indices that were density-clustered (None = all rows)
     candidates: dict[int, float] | None = None  # min cluster size tried -> validity, when chosen from the data
+    anchor: np.ndarray | None = None  # (n,) per row: the position in `core` of the reduced row standing for it
 
 
 def _sized(clusterer: Clusterer, min_cluster_size: int) -> Clusterer:
@@ -108,15 +109,15 @@ def _chooses_size(clusterer: Clusterer) -> bool:
     return get_params is not None and "min_cluster_size" in get_params() and not get_params()["min_cluster_size"]
 
 
-def _nearest_core_label(x: np.ndarray, rest: np.ndarray, core: np.ndarray, core_labels: np.ndarray,
-                        chunk: int = 1024) -> np.ndarray:
-    """Each non-core row takes the label of its nearest core row (cosine, PCA space): the same
-    density structure, extended to every facet at the cost of one blocked matrix product."""
+def _nearest_core(x: np.ndarray, rest: np.ndarray, core: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Each non-core row's nearest core row (its position in `core`; cosine, PCA space): the row takes
+    that one's label, so the same density structure extends to every facet at the cost of one blocked
+    matrix product, and its place on the 2-D map."""
     c = np.ascontiguousarray(x[core].T)
-    out = np.empty(len(rest), dtype=int)
+    out = np.empty(len(rest), dtype=np.int64)
     for s in range(0, len(rest), chunk):
         sims = x[rest[s:s + chunk]] @ c
-        out[s:s + chunk] = core_labels[sims.argmax(axis=1)]
+        out[s:s + chunk] = sims.argmax(axis=1)
     return out
 
 
@@ -181,5 +182,8 @@ def cluster(vectors: np.ndarray, settings: ClusterSettings, reducer: Reducer, cl
     labels = np.empty(n, dtype=int)
     labels[core] = core_labels
     rest = np.setdiff1d(np.arange(n), core, assume_unique=True)
-    labels[rest] = _nearest_core_label(x, rest, core, core_labels)
-    return Clustering(labels, reduced, mcs, core, scores)
+    anchor = np.empty(n, dtype=np.int64)
+    anchor[core] = np.arange(len(core))
+    anchor[rest] = _nearest_core(x, rest, core)
+    labels[rest] = core_labels[anchor[rest]]
+    return Clustering(labels, reduced, mcs, core, scores, anchor)

@@ -157,7 +157,7 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
         ids = _assign(store, settings, project, facet, tm, vectors, prev_gen)
         try:
             store.write_generation({**info, "generation": ids.generation}, list(ids.topics + ids.retired),
-                                   expected_previous=prev_gen)
+                                   expected_previous=prev_gen, points=map_points(rows, tm, ids))
             break
         except GenerationConflict:
             prev_gen = store.latest_generation(project, facet)
@@ -168,6 +168,18 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
         generated=True, generation=ids.generation, **info, naming=naming, matched_previous=ids.n_matched,
         retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched, topics=ids.topics,
         seconds=round(time.monotonic() - t0, 3))
+
+
+def map_points(rows: pd.DataFrame, tm: TopicMap, ids: IdentityAssignment) -> pd.DataFrame:
+    """The sample's rows of `topic_map_points`: each facet's place on the 2-D map and its topic id."""
+    topic_ids = np.array([t["topic_id"] for t in ids.topics] + [NO_MATCH], dtype=object)
+    by_index = np.full(len(tm.topics) + 1, len(ids.topics), dtype=np.int64)  # unknown -> no_match
+    for topic, row in zip(tm.topics, range(len(ids.topics))):
+        by_index[topic.index] = row
+    labels = np.asarray(tm.labels, dtype=np.int64)
+    which = np.where(labels >= 0, by_index[np.clip(labels, 0, len(tm.topics))], len(ids.topics))
+    return pd.DataFrame({"trace_id": rows.trace_id.to_numpy(), "x": tm.xy[:, 0].astype(float),
+                         "y": tm.xy[:, 1].astype(float), "topic_id": topic_ids[which], "text": rows.text.to_numpy()})
 
 
 def _assign(store: Store, settings: Settings, project: str, facet: str, tm: TopicMap, vectors: np.ndarray,

@@ -16,6 +16,7 @@ import numpy as np
 from ..config import ClusterSettings
 from .cluster import NOISE, Clusterer, Reducer, build_components, cluster
 from .keywords import ctfidf_keywords
+from .layout import layout_2d
 
 NO_MATCH = "no_match"
 # Rows per block: the similarity block (CHUNK x topics float32) stays a few MB, so memory is bounded
@@ -65,8 +66,7 @@ class TopicMap(CentroidTable):
     cluster_labels: np.ndarray | None = None  # per sampled row: the clusterer's own label (merged), or NOISE
     cluster_noise_share: float = 0.0  # share the clusterer left as noise
     candidates: dict[int, float] | None = None  # min cluster sizes tried -> validity
-
-
+    xy: np.ndarray | None = None  # per sampled row: its place on the 2-D map (layout.py)
     @classmethod
     def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Reducer | None = None,
             clusterer: Clusterer | None = None, n_examples: int = 5) -> TopicMap:
@@ -84,7 +84,7 @@ class TopicMap(CentroidTable):
             clusterer = default_clusterer if clusterer is None else clusterer
         keys = np.asarray([str(t) for t in texts], dtype=object)
         if len(keys) == 0:
-            return cls([], 0.0, 0.0, 0, np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+            return cls([], 0.0, 0.0, 0, np.zeros(0, dtype=int), np.zeros(0, dtype=int), xy=np.zeros((0, 2), np.float32))
         uniq, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
         inverse = inverse.ravel()
         x = vectors[first]
@@ -116,8 +116,9 @@ class TopicMap(CentroidTable):
         threshold = float(np.median(thresholds)) if len(thresholds) else 0.0
         n = len(keys)
         raw_rows = raw[inverse]
+        xy = layout_2d(result.reduced, result.anchor, inverse, settings.random_state)
         return cls(topics, threshold, float(np.mean(row_labels == NOISE)), result.min_cluster_size, row_labels,
-                   raw_rows, float(np.mean(raw_rows == NOISE)) if n else 0.0, result.candidates)
+                   raw_rows, float(np.mean(raw_rows == NOISE)) if n else 0.0, result.candidates, xy)
 
     def classify(self, vectors: np.ndarray, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
         """Nearest centroid per row: (topic position or -1 for no_match, cosine distance)."""

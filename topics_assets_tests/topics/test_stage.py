@@ -69,3 +69,27 @@ def test_regeneration_keeps_ids_and_classification_uses_the_map(tmp_path):
                                                       "no_match": labels.no_match,
                                                       "no_match_rate": labels.maps["p/task"].no_match_rate}
     assert map_state(store=store, settings=settings, project="p", facet="task").state == "idle"
+
+
+def test_each_generation_lands_its_sample_on_the_2d_map(tmp_path):
+    """topic_map_points: one row per sampled facet with its topic id (the one classification gives the
+    same text) and a place on the map where the topics are apart."""
+    store, settings = seeded_store(tmp_path)
+    first = fit(store, settings, namer=KeywordNamer())
+    classify_days(store=store, settings=settings, days=[DAY], project="p")
+    second = fit(store, settings, namer=KeywordNamer())
+    gens = store.map_generations()
+    assert gens[["generation", "n_points"]].values.tolist() == [[2, 120], [1, 120]]
+    pts = store.map_points("p", "task", first.generation)
+    assert len(pts) == 120 and pts.trace_id.is_unique and set(pts.day) == {DAY}
+    labels = store.query_df("SELECT trace_id, topic_id FROM classifications WHERE generation = 1")
+    assert dict(zip(pts.trace_id, pts.topic_id)) == dict(zip(labels.trace_id, labels.topic_id))
+    texts = store.query_df("SELECT trace_id, text FROM facets")
+    assert dict(zip(pts.trace_id, pts.text)) == dict(zip(texts.trace_id, texts.text))
+    assert pts[["x", "y"]].abs().max().max() <= 1.1
+    centres = pts.groupby("topic_id")[["x", "y"]].mean()
+    spread = pts.groupby("topic_id")[["x", "y"]].std().max().max()
+    gaps = [((centres.iloc[i] - centres.iloc[j]) ** 2).sum() ** 0.5 for i in range(3) for j in range(i)]
+    assert min(gaps) > 3 * spread, (centres, spread)
+    assert len(store.map_points("p", "task", second.generation)) == 120
+    assert store.map_points("p", "task", 1, start="2030-01-01").empty

@@ -1,0 +1,1 @@
+"""The topic explorer: a local web app (`topics explore`) over the store's maps, topics and traces."""
