@@ -172,7 +172,10 @@ class SQLStore:
             # process's connections); an older or empty one is migrated first, as for any caller.
             try:
                 with self._connect(read_only=True) as c:
-                    self._schema_ready = self._version(c) == SCHEMA_VERSION
+                    ready = self._version(c) == SCHEMA_VERSION
+                    if ready:
+                        self._check_readable(c)  # a damaged file is refused to readers too
+                    self._schema_ready = ready
             except self.Error:  # e.g. no DuckDB file yet: made below
                 pass
         self._ensure_schema()
@@ -201,6 +204,9 @@ class SQLStore:
         """Names of the tables and views in the store's schema."""
         return set(self._column(c, """SELECT table_name FROM information_schema.tables
                                       WHERE table_schema = current_schema()"""))
+
+    def _check_readable(self, c) -> None:
+        """Raise StoreDamaged when the store open on `c` cannot be read whole (the backend knows how)."""
 
     def _check_intact(self) -> None:
         """Raise StoreDamaged when the store's storage is damaged (a backend that can tell)."""

@@ -113,6 +113,11 @@ class DuckDBStore(SQLStore):
         if why:
             raise StoreDamaged(damaged_message(self.database, why))
 
+    def _check_readable(self, c: duckdb.DuckDBPyConnection) -> None:
+        why = self._truncation(c)
+        if why:
+            raise StoreDamaged(damaged_message(self.database, why))
+
     def _truncation(self, c: duckdb.DuckDBPyConnection) -> str | None:
         """Why the file is shorter than it must be, or None. DuckDB cuts free blocks off the end of the
         file, so a file shorter than its header's block count is damaged only if a block in use is gone."""
