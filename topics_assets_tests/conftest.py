@@ -95,3 +95,25 @@ def store(request, tmp_path):
     if request.param == "duckdb":
         return open_store(str(tmp_path / "store.duckdb"))
     return open_store(request.getfixturevalue("postgres_server").create_database())
+
+
+@pytest.fixture
+def cli_home(tmp_path, monkeypatch):
+    """A user's environment on a temporary home: its own store and Dagster instance, no config file."""
+    monkeypatch.setenv("TOPICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    monkeypatch.delenv("TOPICS_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def topics(cli_home):
+    """`topics ARGS...` run as a user would (click's CliRunner) on the temporary home."""
+    from click.testing import CliRunner
+
+    from topics_assets.cli import cli
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, list(args), catch_exceptions=False)
+

@@ -2,30 +2,12 @@
 
 import json
 
-import pytest
-from click.testing import CliRunner
 
-from topics_assets.cli import cli
 from topics_assets.demo import generate_traces
 
 GOOD_CHAT = {"id": "chat-1", "project": "shop", "timestamp": "2026-11-20T10:00:00Z",
              "messages": [{"role": "user", "content": "Where is my parcel? It was due Monday."},
                           {"role": "assistant", "content": "Let me check that for you."}]}
-
-
-@pytest.fixture
-def topics(tmp_path, monkeypatch):
-    monkeypatch.setenv("TOPICS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    (tmp_path / "dagster").mkdir()
-    monkeypatch.delenv("TOPICS_CONFIG", raising=False)
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(cli, list(args), catch_exceptions=False)
-        return result
-
-    return run
 
 
 def test_ingest_quarantines_bad_lines_and_keeps_the_rest(topics, tmp_path):

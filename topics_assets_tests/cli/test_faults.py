@@ -3,25 +3,9 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from topics_assets.cli import cli
 from topics_assets.demo import generate_traces
 from topics_assets.testing.llm_server import FakeLLMServer, schema_answer
-
-
-@pytest.fixture
-def topics(tmp_path, monkeypatch):
-    monkeypatch.setenv("TOPICS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    (tmp_path / "dagster").mkdir()
-    monkeypatch.delenv("TOPICS_CONFIG", raising=False)
-    runner = CliRunner()
-
-    def run(*args):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return run
 
 
 def write_traces(tmp_path, n=12, days=2):

@@ -14,11 +14,7 @@ from .test_stage import DAYS, build
 
 
 @pytest.fixture
-def topics(tmp_path, monkeypatch):
-    monkeypatch.setenv("TOPICS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    (tmp_path / "dagster").mkdir()
-    monkeypatch.delenv("TOPICS_CONFIG", raising=False)
+def topics(cli_home):
     settings = load_settings()
     settings.facets = ["task"]
     store = open_store(settings.database_path)
