@@ -4,13 +4,11 @@ classification streams in bounded chunks."""
 import tracemalloc
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from topics_assets.config import ClusterSettings
 from topics_assets.embed import LocalEmbedder
 from topics_assets.topics.topic_map import TopicMap, classify_chunks, classify_vectors
-from topics_assets_tests.conftest import shared_data
 
 FOREIGN = [
     "What's the best way to cook risotto without it turning mushy?",
@@ -37,12 +35,13 @@ FOREIGN = [
 
 
 @pytest.fixture(scope="module")
-def banking_map():
-    train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(40)
-    test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(8)
-    embedder = LocalEmbedder()
-    tm = TopicMap.fit(embedder.embed(train.text.tolist()), train.text.tolist(), ClusterSettings())
-    return tm, embedder.embed(test.text.tolist()), embedder.embed(FOREIGN)
+def banking_map(banking77_embedded):
+    """A map of 40 texts per intent, with 8 held-out texts per intent: slices of the session's embedded subset."""
+    train, train_vectors, test, test_vectors = banking77_embedded
+    fit = train.groupby("category").head(40).index.to_numpy()
+    held = test.groupby("category").head(8).index.to_numpy()
+    tm = TopicMap.fit(train_vectors[fit], train.text.iloc[fit].tolist(), ClusterSettings())
+    return tm, test_vectors[held], LocalEmbedder().embed(FOREIGN)
 
 
 def test_foreign_texts_are_mostly_no_match(banking_map):
