@@ -63,20 +63,18 @@ def new_database(request):
 def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, new_database):
     path = tmp_path / "traces.jsonl"
     write_jsonl(generate_traces(n_traces=N, days=2, seed=51, project="shop"), path)
-    with FakeLLMServer() as server:
-        server.chat_handler = facet_answer
-        server.latency_s = 0.05
-
-        reference = _env(tmp_path, "reference", server, new_database())
-        assert _topics(reference, "ingest", str(path)).wait(timeout=120) == 0
-        assert _topics(reference, "run").wait(timeout=300) == 0
-        assert _facet_requests(server) == N
-        expected = _rows(reference)
-        assert len(expected) == 3 * N
-
-        server.reset()
+    # The uninterrupted reference runs beside the killed one, against its own server, so its requests
+    # are counted apart.
+    with FakeLLMServer() as reference_server, FakeLLMServer() as server:
+        for s in (reference_server, server):
+            s.chat_handler = facet_answer
+            s.latency_s = 0.05
+        reference = _env(tmp_path, "reference", reference_server, new_database())
         killed = _env(tmp_path, "killed", server, new_database())
-        assert _topics(killed, "ingest", str(path)).wait(timeout=120) == 0
+        ingests = [_topics(env, "ingest", str(path)) for env in (reference, killed)]
+        assert [p.wait(timeout=120) for p in ingests] == [0, 0]
+        reference_run = _topics(reference, "run")
+
         run = _topics(killed, "run")
         deadline = time.monotonic() + 240
         while _facet_requests(server) < N // 2 and time.monotonic() < deadline and run.poll() is None:
@@ -94,6 +92,12 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, new_database)
         # Answers received before the kill are not asked for again; at most the calls that were in
         # flight at the moment of the kill (4) are repeated.
         assert total <= N + 4, f"{total} facet requests for {N} traces"
+
+        reference_out = reference_run.communicate(timeout=300)[0]
+        assert reference_run.returncode == 0, reference_out
+        assert _facet_requests(reference_server) == N
+        expected = _rows(reference)
+        assert len(expected) == 3 * N
         assert _rows(killed) == expected
 
 
