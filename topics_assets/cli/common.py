@@ -97,7 +97,7 @@ def defs_for(settings: Settings):
 
 def register_projects(settings: Settings, projects: list[str]) -> None:
     """Add newly seen projects to the instance's partitions, so `topics run` and the UI see them."""
-    from ..defs.runner import register_projects as register
+    from ..defs.partitions import register_projects as register
 
     if projects:
         register(instance_for(settings), projects)

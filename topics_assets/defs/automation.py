@@ -28,7 +28,8 @@ from ..config import Settings
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
 from .partitions import PROJECTS, day_ranges, first_day, map_key, runnable_days
 from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
-from .runner import RANGE_END, RANGE_START, register_projects
+from .partitions import register_projects
+from .runner import RANGE_END, RANGE_START
 
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED]

@@ -17,6 +17,17 @@ from ..config import Settings
 from ..store import is_postgres_url, open_store
 
 PROJECTS = DynamicPartitionsDefinition(name="projects")
+
+
+def register_projects(instance, projects: list[str]) -> None:
+    """Add newly seen projects to the instance's `projects` partitions. Here, beside the partitions and
+    away from the stages, so that `topics ingest` registers without importing the pipeline."""
+    known = set(instance.get_dynamic_partitions(PROJECTS.name))
+    new = [p for p in projects if p not in known]
+    if new:
+        instance.add_dynamic_partitions(PROJECTS.name, new)
+
+
 STORE_READ_WAIT_S = 60.0  # loading the definitions waits this long for a writer's lock
 
 

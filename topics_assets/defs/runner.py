@@ -16,7 +16,7 @@ from ..topics.stage import gate_status
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
-from .partitions import PROJECTS, day_ranges, map_key, runnable_days
+from .partitions import day_ranges, map_key, register_projects, runnable_days
 from .resources import SETTINGS, STORE
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -39,13 +39,6 @@ class RunSummary:
         """Stages that finished nothing in this run because every item they tried failed (work the
         gates merely defer is not in here)."""
         return {asset: p for asset, p in self.progress.items() if stalled(p)}
-
-
-def register_projects(instance: DagsterInstance, projects: list[str]) -> None:
-    known = set(instance.get_dynamic_partitions(PROJECTS.name))
-    new = [p for p in projects if p not in known]
-    if new:
-        instance.add_dynamic_partitions(PROJECTS.name, new)
 
 
 # Step-level events stay in the run's log (and the UI). The console shows none: a failed step comes
