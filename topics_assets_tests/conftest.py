@@ -1,3 +1,5 @@
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -19,6 +21,23 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def built_once(tmp_path_factory, name: str):
+    """A folder where the first of this run's pytest-xdist workers builds `name` while the others wait
+    (a plain run has it to itself); yields (folder, built): built is True when another worker already
+    made it. So a session fixture that costs tens of seconds is built once per run, not per worker."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps are siblings
+    folder = root / f"built-{name}"
+    folder.mkdir(exist_ok=True)
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / ".built"
+        yield folder, done.exists()
+        done.touch()
+
+
 @pytest.fixture
 def settings(tmp_path):
     """Offline default settings on a fresh DuckDB file in a temporary home."""
@@ -30,16 +49,21 @@ def settings(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def banking77_embedded():
+def banking77_embedded(tmp_path_factory):
     """A stratified banking77 subset (60 train / 20 test texts per intent) with local-model vectors."""
     import pandas as pd
 
     from topics_assets.embed import LocalEmbedder
 
-    train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(60).reset_index(drop=True)
-    test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(20).reset_index(drop=True)
-    embedder = LocalEmbedder()
-    return train, embedder.embed(train.text.tolist()), test, embedder.embed(test.text.tolist())
+    with built_once(tmp_path_factory, "banking77") as (folder, built):
+        if built:
+            return pd.read_pickle(folder / "embedded.pkl")
+        train = pd.read_csv(shared_data("banking77", "train.csv")).groupby("category").head(60).reset_index(drop=True)
+        test = pd.read_csv(shared_data("banking77", "test.csv")).groupby("category").head(20).reset_index(drop=True)
+        embedder = LocalEmbedder()
+        out = train, embedder.embed(train.text.tolist()), test, embedder.embed(test.text.tolist())
+        pd.to_pickle(out, folder / "embedded.pkl")
+        return out
 
 
 # ----- stores: a throwaway PostgreSQL server for the session, and a fresh store of each kind -----

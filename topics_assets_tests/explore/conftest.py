@@ -3,20 +3,23 @@ facets, the local embedding model, map generation, classification), and the expl
 free loopback port (uvicorn in a thread)."""
 
 import contextlib
+import shutil
 import threading
 import time
 
 import pytest
 
+from topics_assets_tests.conftest import built_once
 from topics_assets_tests.serve.conftest import free_port
 
 N_TRACES = 240
 PROJECT = "shop"
 
 
-def build_demo_store(home: str, n_traces: int = N_TRACES, days: int = 3):
-    """The demo's synthetic traces end to end, without Dagster; the maps come from PCA + k-means so no
-    UMAP JIT runs (the layout is made from whatever the reducer gives)."""
+def build_demo_store(home: str, n_traces: int = N_TRACES, days: int = 3, database: str | None = None):
+    """The demo's synthetic traces end to end, without Dagster, in the home's DuckDB file or in
+    `database` (a PostgreSQL URL); the maps come from PCA + k-means so no UMAP JIT runs (the layout is
+    made from whatever the reducer gives)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
@@ -31,6 +34,8 @@ def build_demo_store(home: str, n_traces: int = N_TRACES, days: int = 3):
 
     settings = load_settings(env={})
     settings.home = home
+    if database:
+        settings.database = database
     store = open_store(settings.database_path)
     path = f"{home}/traces.jsonl"
     write_jsonl(generate_traces(n_traces=n_traces, days=days, seed=3, project=PROJECT), path)
@@ -49,8 +54,15 @@ def build_demo_store(home: str, n_traces: int = N_TRACES, days: int = 3):
 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory):
-    store, _ = build_demo_store(str(tmp_path_factory.mktemp("explore") / "home"))
-    return store
+    """Built once per run (by the first pytest-xdist worker to ask); each worker reads its own copy."""
+    from topics_assets.store import open_store
+
+    with built_once(tmp_path_factory, "explore-demo") as (folder, built):
+        if not built:
+            build_demo_store(str(folder / "home"))
+    home = tmp_path_factory.mktemp("explore") / "home"
+    shutil.copytree(folder / "home", home)
+    return open_store(str(home / "topics.duckdb"))
 
 
 @contextlib.contextmanager

@@ -566,10 +566,10 @@ def test_ten_thousand_spans_in_one_trace(tmp_path):
                           "start_time": 1_790_000_000 + k, "output": {"k": k}})
     path = tmp_path / "wide.jsonl"
     path.write_text(json.dumps({"trace_id": "big", "spans": spans}) + "\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
     (t,) = list(read_file(path, now=NOW))
     out = preprocess(t, PreprocessSettings())
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert len(t.spans) == 10_000 and out.n_spans == 10_000
     assert out.n_messages == 3 * 5_000 - 1  # every user step, answer and tool result once
     assert not out.truncated and out.tokens_after == out.tokens_before < 128_000

@@ -289,9 +289,9 @@ def test_a_million_token_agent_loop_preprocesses_in_about_a_second():
         )
     )
     count_tokens("warm up the encoder")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on the machine do not count
     out = preprocess(trace(spans), PreprocessSettings())
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     print(f"\n1M-token trace, 501 llm spans: {elapsed:.2f}s, {out.tokens_before:,} -> {out.tokens_after:,} tokens")
     assert out.tokens_before > 1_000_000 and out.tokens_after <= 128_000
     assert out.text.startswith("[system]") and "FINAL" in out.text
