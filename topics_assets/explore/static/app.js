@@ -1,6 +1,6 @@
 // The Topics explorer: plain JavaScript, SVG and canvas; no library, nothing loaded from elsewhere.
-// Data comes from the app's /api/ endpoints, or, in a report file, from the responses inlined in it
-// (window.TOPICS_REPORT, keyed like the requests).
+// Data comes from the app's /api/ endpoints, or, in a report file, from the answers inlined in it
+// (REPORT below, keyed like the requests).
 "use strict";
 
 const state = { maps: [], project: null, facet: null, generation: null, start: "", end: "", overlay: "topic" };
@@ -36,13 +36,30 @@ function query(params) {
   return q.toString();
 }
 
+// A report file (`topics report`) carries its answers as JSON in <script id="topics-report">.
+const REPORT = (() => {
+  const el = document.getElementById("topics-report");
+  return el ? JSON.parse(el.textContent) : null;
+})();
+
+// How a report names a request: the path and its non-empty params, sorted, as JSON (report.py writes the same).
+function reportKey(path, params) {
+  const items = Object.keys(params).sort().filter((k) => params[k] !== null && params[k] !== undefined && params[k] !== "")
+    .map((k) => [k, String(params[k])]);
+  return JSON.stringify([path, items]);
+}
+
 async function api(path, params) {
-  const key = path + "?" + query(params || {});
-  if (window.TOPICS_REPORT) {
-    const hit = window.TOPICS_REPORT[key];
-    if (hit === undefined) throw new Error("not in this report: " + key);
+  if (REPORT) {
+    const hit = REPORT.answers[reportKey(path, params || {})];
+    if (hit === undefined) {
+      if (path === "trace") throw new Error(`This report holds the pages of the ${REPORT.info.traces_per_topic} closest traces per topic only; ` +
+        "open this trace in `topics explore`.");
+      throw new Error("not in this report (it was written for other filters): " + path + " " + query(params || {}));
+    }
     return hit;
   }
+  const key = path + "?" + query(params || {});
   const res = await fetch("api/" + key);
   const body = await res.json();
   if (!res.ok) throw new Error(body.error || res.statusText);
@@ -418,10 +435,26 @@ async function traceView(view, project, traceId) {
 }
 
 // ----- start ----------------------------------------------------------------------------------------
+function reportNotice() {
+  const i = REPORT.info;
+  for (const k of ["start", "end"]) {
+    state[k] = i[k] || "";
+    document.getElementById("f-" + k).disabled = true; // a report holds the counts of the range it was written for
+  }
+  document.getElementById("status").textContent = `report written ${(i.written_at || "").slice(0, 16).replace("T", " ")} UTC`;
+  const note = h("p", { class: "report-note", id: "report-note" },
+    `A report of ${i.n_maps} map generation(s)${i.start || i.end ? `, traces from ${i.start || "the start"} to ${i.end || "the end"}` : ""}. ` +
+    `It lists the ${i.traces_per_topic} closest traces per topic (with their pages), map tooltips show ` +
+    `the first ${i.point_text_chars} characters of a facet, trace pages the first ${i.trace_text_chars} of its text. ` +
+    "`topics explore` shows everything.");
+  document.querySelector("header").after(note);
+}
+
 async function start() {
   for (const k of ["project", "facet", "generation", "start", "end"]) {
     document.getElementById("f-" + k).addEventListener("change", onFilter(k));
   }
+  if (REPORT) reportNotice();
   const res = await api("maps", {});
   state.maps = res.maps;
   window.addEventListener("hashchange", render);
