@@ -126,14 +126,20 @@ def points(store: Store, project: str, facet: str, generation: int | None = None
 
 
 def topic(store: Store, project: str, facet: str, topic_id: str, generation: int | None = None,
-          start: str | None = None, end: str | None = None, limit: int = 200) -> dict:
-    """One topic: what the map says of it, its nearest topics by centroid cosine, its trend and its traces."""
-    generation = _resolve(store, project, facet, generation)
-    topics = _topics(store, project, facet, generation)
+          start: str | None = None, end: str | None = None, limit: int = 200, _known: tuple | None = None) -> dict:
+    """One topic: what the map says of it, its nearest topics by centroid cosine, its trend and its traces.
+
+    `_known` is (generation, its topics frame, its overview) already read for this scope (the report
+    builds every topic page of a generation from one read)."""
+    if _known is None:
+        generation = _resolve(store, project, facet, generation)
+        topics = _topics(store, project, facet, generation)
+        ov = overview(store, project, facet, generation, start, end)
+    else:
+        generation, topics, ov = _known
     match = topics.index[topics.topic_id == topic_id]
     if topic_id != NO_MATCH and not len(match):
         raise NotFound(f"{project}/{facet} generation {generation} has no topic {topic_id!r}")
-    ov = overview(store, project, facet, generation, start, end)
     stats = next((t for t in ov["topics"] if t["topic_id"] == topic_id), None) or {**ov["no_match"],
                                                                                   "topic_id": NO_MATCH}
     info: dict[str, Any] = {"topic_id": topic_id, "name": "no_match", "description":
@@ -157,11 +163,23 @@ def topic(store: Store, project: str, facet: str, topic_id: str, generation: int
 
 def trace(store: Store, project: str, trace_id: str) -> dict:
     """One trace: the text the facet model saw, every facet, the outcome signals and its topic labels."""
-    parts = store.trace_detail(project, trace_id)
-    if parts["trace"].empty and parts["facets"].empty:
-        raise NotFound(f"no trace {trace_id!r} in project {project!r}")
-    head = records(parts["trace"])
-    outcome = records(parts["outcome"])
-    return {"project": project, "trace_id": trace_id, "trace": head[0] if head else None,
-            "facets": records(parts["facets"]), "outcome": outcome[0] if outcome else None,
-            "labels": records(parts["labels"])}
+    return traces(store, project, [trace_id])[trace_id]
+
+
+def traces(store: Store, project: str, trace_ids: list[str]) -> dict[str, dict]:
+    """`trace` for many traces of a project, read on one connection; one missing raises NotFound."""
+    parts = store.trace_details(project, trace_ids)
+    by: dict[str, dict[str, list]] = {}
+    for name, df in parts.items():
+        for r in records(df):
+            tid = r["trace_id"] if name == "trace" else r.pop("trace_id")
+            by.setdefault(tid, {}).setdefault(name, []).append(r)
+    out = {}
+    for trace_id in trace_ids:
+        p = by.get(trace_id)
+        if not p or not (p.get("trace") or p.get("facets")):
+            raise NotFound(f"no trace {trace_id!r} in project {project!r}")
+        out[trace_id] = {"project": project, "trace_id": trace_id, "trace": (p.get("trace") or [None])[0],
+                         "facets": p.get("facets", []), "outcome": (p.get("outcome") or [None])[0],
+                         "labels": p.get("labels", [])}
+    return out

@@ -77,15 +77,19 @@ def collect(store: Store, projects: list[str] | None = None, facets: list[str] |
             pts["text"] = [_clip(t, limits.point_text_chars) for t in pts["text"]]
             n_points += pts["n"]
             answers[_key("points", scope)] = pts
+            known = (ov["generation"], store.load_topics(m["project"], m["facet"], ov["generation"],
+                                                         active_only=True, read_only=True), ov)
             for topic_id in [t["topic_id"] for t in ov["topics"]] + [NO_MATCH]:
-                t = data.topic(store, topic_id=topic_id, limit=limits.traces_per_topic, **scope)
+                t = data.topic(store, topic_id=topic_id, limit=limits.traces_per_topic, _known=known, **scope)
                 answers[_key("topic", {**scope, "topic_id": topic_id})] = t
                 traces.update((m["project"], r["trace_id"]) for r in t["traces"])
-    for project, trace_id in sorted(traces):
-        tr = data.trace(store, project, trace_id)
-        if tr["trace"]:
-            tr["trace"]["content"] = _clip(tr["trace"]["content"], limits.trace_text_chars)
-        answers[_key("trace", {"project": project, "trace_id": trace_id})] = tr
+    for project in sorted({p for p, _ in traces}):
+        ids = sorted(t for p, t in traces if p == project)
+        for i in range(0, len(ids), 1000):
+            for trace_id, tr in data.traces(store, project, ids[i:i + 1000]).items():
+                if tr["trace"]:
+                    tr["trace"]["content"] = _clip(tr["trace"]["content"], limits.trace_text_chars)
+                answers[_key("trace", {"project": project, "trace_id": trace_id})] = tr
     info = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "start": start, "end": end, "traces_per_topic": limits.traces_per_topic,
             "point_text_chars": limits.point_text_chars, "trace_text_chars": limits.trace_text_chars,
             "n_maps": sum(len(m["generations"]) for m in maps), "n_points": n_points, "n_traces": len(traces)}

@@ -935,20 +935,27 @@ class SQLStore:
 
     def trace_detail(self, project: str, trace_id: str) -> dict[str, pd.DataFrame]:
         """One trace as the explorer shows it: the preprocessed text, every facet, its outcome, its labels."""
-        key = [project, trace_id]
+        parts = self.trace_details(project, [trace_id])
+        return {k: df.drop(columns="trace_id") if k != "trace" else df for k, df in parts.items()}
+
+    def trace_details(self, project: str, trace_ids: list[str]) -> dict[str, pd.DataFrame]:
+        """trace_detail for many traces of a project on one connection (the report's trace pages); every
+        frame but `trace` has a trace_id column to split it by."""
+        key = [project, list(trace_ids)]
+        where = f"project = ? AND {_in('trace_id')}"
         with self.conn(read_only=True) as c:
             return {
-                "trace": self._fetch_df(c, """SELECT trace_id, project, day::VARCHAR AS day, started_at::VARCHAR AS started_at,
+                "trace": self._fetch_df(c, f"""SELECT trace_id, project, day::VARCHAR AS day, started_at::VARCHAR AS started_at,
                                                      format, version, content, n_spans, n_messages, tokens_before,
                                                      tokens_after, truncated, status, error
-                                              FROM traces WHERE project = ? AND trace_id = ?""", key),
-                "facets": self._fetch_df(c, """SELECT facet, text, engine, model FROM facets
-                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
-                "outcome": self._fetch_df(c, """SELECT status, n_errors, error_kinds, errors::VARCHAR AS errors, failed_tools,
+                                              FROM traces WHERE {where} ORDER BY trace_id""", key),
+                "facets": self._fetch_df(c, f"""SELECT facet, text, engine, model, trace_id FROM facets
+                                               WHERE {where} ORDER BY trace_id, facet""", key),
+                "outcome": self._fetch_df(c, f"""SELECT status, n_errors, error_kinds, errors::VARCHAR AS errors, failed_tools,
                                                        termination_reason, abnormal_end, scores::VARCHAR AS scores,
                                                        duration_s, llm_calls, input_tokens, output_tokens, cost_usd,
-                                                       cost_source, models, tools, agents
-                                                FROM trace_outcomes WHERE project = ? AND trace_id = ?""", key),
-                "labels": self._fetch_df(c, """SELECT facet, topic_id, topic_name, distance, generation FROM trace_topics
-                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
+                                                       cost_source, models, tools, agents, trace_id
+                                                FROM trace_outcomes WHERE {where} ORDER BY trace_id""", key),
+                "labels": self._fetch_df(c, f"""SELECT facet, topic_id, topic_name, distance, generation, trace_id FROM trace_topics
+                                               WHERE {where} ORDER BY trace_id, facet""", key),
             }
