@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from topics_assets.explore.report import write_report
+from topics_assets.explore.report import read_payload, write_report
 
 from .browser import browser_page
 from .conftest import PROJECT
@@ -21,9 +21,7 @@ def report_file(demo_store, tmp_path_factory):
 
 
 def _payload(path) -> dict:
-    html = path.read_text()
-    m = re.search(r'<script type="application/json" id="topics-report">(.*?)</script>', html, re.S)
-    return json.loads(m.group(1))
+    return read_payload(path.read_text())
 
 
 def test_report_is_one_file_that_loads_nothing(report_file, demo_store):
