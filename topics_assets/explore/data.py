@@ -120,9 +120,10 @@ def points(store: Store, project: str, facet: str, generation: int | None = None
             "n": len(df),
             "x": np.round(df.x.to_numpy(dtype=float), 4).tolist(),
             "y": np.round(df.y.to_numpy(dtype=float), 4).tolist(),
-            "topic": [tpos[t] for t in df.topic_id], "day": [dpos.get(d, -1) for d in df.day],
-            "failed": [int(bool(f)) for f in df.failed],
-            "trace_id": df.trace_id.tolist(), "text": [t if isinstance(t, str) else "" for t in df.text]}
+            "topic": df.topic_id.map(tpos).to_numpy(dtype=np.int64).tolist(),
+            "day": df.day.map(dpos).fillna(-1).to_numpy(dtype=np.int64).tolist(),
+            "failed": df.failed.fillna(False).to_numpy(dtype=bool).astype(np.int8).tolist(),
+            "trace_id": df.trace_id.tolist(), "text": df.text.where(df.text.map(type) == str, "").tolist()}
 
 
 def topic(store: Store, project: str, facet: str, topic_id: str, generation: int | None = None,

@@ -161,6 +161,9 @@ function sparkline(values, w = 90, hgt = 22) {
 }
 
 async function overviewView(view) {
+  // The map's points are asked for at once, beside the overview, not after it: the larger answer.
+  const pointsAnswer = api("points", scope());
+  pointsAnswer.catch(() => {}); // an error shows once, from the await below
   const ov = await api("overview", scope());
   const order = ov.topics.map((t) => t.topic_id);
   const colour = (id) => colourOf(order.indexOf(id), order);
@@ -196,7 +199,7 @@ async function overviewView(view) {
     h("div", { class: "panel" }, h("div", { class: "toolbar" }, h("h2", {}, "Map of the sampled facets"), overlay,
       h("span", { class: "muted", id: "map-count" }, "")), h("div", { class: "map-wrap" }, canvas), h("div", { class: "legend", id: "legend" })));
   mapData = null;
-  mapData = await api("points", scope());
+  mapData = await pointsAnswer;
   drawMap();
 }
 
