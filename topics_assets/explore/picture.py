@@ -71,8 +71,9 @@ def draw_map(x: np.ndarray, y: np.ndarray, topic: np.ndarray, topics: list[str],
 
 
 def map_png(points: dict, width: int = 480, height: int = 300) -> bytes:
-    """PNG bytes of the explorer's `points` answer (data.points)."""
-    return png(draw_map(points["x"], points["y"], points["topic"], points["topics"], width, height))
+    """PNG bytes of the explorer's `points` answer (data.points); a small map gets larger dots."""
+    dot = 3 if len(points["x"]) < 5_000 else 2
+    return png(draw_map(points["x"], points["y"], points["topic"], points["topics"], width, height, dot))
 
 
 def data_uri(png_bytes: bytes) -> str:
