@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 PROJECT, FACET = "bench", "task"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
 VERBS = ["reset", "cancel", "refund", "upgrade", "track", "change", "return", "renew", "transfer", "verify",
          "close", "open", "update", "dispute", "book"]
 NOUNS = ["password", "order", "subscription", "flight", "card", "account", "parcel", "invoice", "plan",
@@ -102,9 +106,10 @@ def serve(store):
     import uvicorn
 
     from topics_assets.explore.app import create_app
-    from topics_assets_tests.serve.conftest import free_port
 
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -114,7 +119,6 @@ def serve(store):
 
 def first_paints(url: str, n: int, expect: int) -> list[float]:
     """ms from navigation start to the `topics:map-drawn` mark, each in a fresh browser context (no cache)."""
-    from topics_assets_tests.explore.browser import CHROMIUM, FLAGS
     from playwright.sync_api import sync_playwright
 
     out = []

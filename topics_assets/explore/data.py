@@ -87,17 +87,23 @@ def overview(store: Store, project: str, facet: str, generation: int | None = No
         t["failed"] += int(r.failed)
         t["daily"][pos[r.day]] += int(r.n)
     empty = {"n": 0, "failed": 0, "daily": [0] * len(days)}
+    # Flags: the trend alerts (rising, new, failing, ...) of the newest day shown.
+    flags: dict[str, list[str]] = {}
+    if days:
+        for a in store.topic_alert_kinds(project, facet, days[-1]).itertuples(index=False):
+            flags.setdefault(a.topic_id, []).append(a.kind)
     rows = []
     for t in topics.itertuples(index=False):
         c = by_topic.get(t.topic_id, empty)
         rows.append({"topic_id": t.topic_id, "name": t.name, "description": t.description,
                      "keywords": jsonable(t.keywords), "size": jsonable(t.size), "n": c["n"],
                      "share": round(c["n"] / total, 4) if total else None, "failed": c["failed"],
-                     "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"]})
+                     "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"],
+                     "flags": flags.get(t.topic_id, [])})
     rows.sort(key=lambda r: (-r["n"], -(r["size"] or 0), r["topic_id"]))
     nm = by_topic.get(NO_MATCH, empty)
     return {"project": project, "facet": facet, "generation": generation, "start": start, "end": end,
-            "days": days, "total": total, "topics": rows,
+            "days": days, "total": total, "topics": rows, "flags_day": days[-1] if days else None,
             "no_match": {"n": nm["n"], "share": round(nm["n"] / total, 4) if total else None,
                          "failed": nm["failed"], "daily": nm["daily"]}}
 

@@ -920,6 +920,12 @@ class SQLStore:
                                AND (?::VARCHAR IS NULL OR c.day >= ?::DATE) AND (?::VARCHAR IS NULL OR c.day <= ?::DATE)
                              GROUP BY 1, 2 ORDER BY 1, 2""", [project, facet, generation, start, start, end, end])
 
+    def topic_alert_kinds(self, project: str, facet: str, day: str) -> pd.DataFrame:
+        """The trend alerts (topic_id, kind) recorded for one day of a (project, facet): the explorer's flags."""
+        return self._read("""SELECT DISTINCT topic_id, kind FROM topic_alerts
+                             WHERE project = ? AND facet = ? AND day = ?::DATE ORDER BY topic_id, kind""",
+                          [project, facet, day])
+
     def topic_traces(self, project: str, facet: str, generation: int, topic_id: str, limit: int = 200,
                      start: str | None = None, end: str | None = None) -> pd.DataFrame:
         """The traces a generation gave this topic, closest to its centroid first, with their facet text and outcome."""

@@ -89,3 +89,29 @@ def test_reads_only_beside_another_process_holding_the_file(demo_store):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_topics_carry_the_trend_alerts_of_the_newest_day_shown(demo_store, tmp_path):
+    import shutil
+
+    shutil.copy(demo_store.database, tmp_path / "copy.duckdb")
+    store = open_store(str(tmp_path / "copy.duckdb"))
+    c = _client(store)
+    q = {"project": PROJECT, "facet": "task"}
+    ov = c.get("/api/overview", params=q).json()
+    assert all(t["flags"] == [] for t in ov["topics"])
+    first, second = ov["topics"][0]["topic_id"], ov["topics"][1]["topic_id"]
+    last, earlier = ov["days"][-1], ov["days"][0]
+
+    def alert(topic_id, day, kind):
+        return {"project": PROJECT, "facet": "task", "topic_id": topic_id, "day": day, "kind": kind,
+                "generation": ov["generation"], "topic_name": None, "count": 9, "expected": 2.0, "share": 0.3,
+                "baseline_share": 0.1, "p_value": 0.001, "q_value": 0.01, "detail": "{}"}
+
+    store.record_alerts([alert(first, last, "rising"), alert(first, last, "failing"), alert(second, earlier, "new")])
+    ov = c.get("/api/overview", params=q).json()
+    flags = {t["topic_id"]: t["flags"] for t in ov["topics"]}
+    assert ov["flags_day"] == last and flags[first] == ["failing", "rising"] and flags[second] == []
+    ov = c.get("/api/overview", params={**q, "end": earlier}).json()
+    flags = {t["topic_id"]: t["flags"] for t in ov["topics"]}
+    assert ov["flags_day"] == earlier and flags[first] == [] and flags[second] == ["new"]

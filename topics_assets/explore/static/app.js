@@ -171,6 +171,7 @@ async function overviewView(view) {
       on: { click: () => { location.hash = link("/topic/" + encodeURIComponent(t.topic_id)); } } },
     h("td", {}, h("span", { class: "swatch", style: `background:${colour(t.topic_id)}` }),
       h("a", { href: link("/topic/" + encodeURIComponent(t.topic_id)) }, t.name || t.topic_id),
+      (t.flags || []).map((f) => h("span", { class: "flag flag-" + f, title: `trend alert on ${ov.flags_day}` }, f)),
       h("div", { class: "muted" }, t.topic_id)),
     h("td", { class: "num" }, num(t.n)), h("td", { class: "num" }, pct(t.share)),
     h("td", {}, sparkline(t.daily)),
