@@ -73,12 +73,16 @@ def main() -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            context = browser.new_context(viewport={"width": 1360, "height": 1800}, device_scale_factor=1)
+            context = browser.new_context(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
             context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(f"http://127.0.0.1:{port}/")
                           else r.abort())
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/#/?project={args.project}&facet={args.facet}")
             page.wait_for_selector("canvas#map[data-drawn]")
+            # The whole page in the viewport (the map redraws on resize), so the pointer can reach the map.
+            height = page.evaluate("document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": 1360, "height": min(height, 2000)})
+            page.wait_for_timeout(300)
             # A point's tooltip, on a point near the middle of the map's densest topic.
             canvas = page.locator("canvas#map")
             spot = page.evaluate("""() => {
@@ -94,7 +98,7 @@ def main() -> None:
             page.mouse.move(box["x"] + spot[0], box["y"] + spot[1])
             page.wait_for_selector("#tooltip:not([hidden])")
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=args.out, full_page=True)
+            page.screenshot(path=args.out)
             browser.close()
     finally:
         server.should_exit = True

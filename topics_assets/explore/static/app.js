@@ -195,7 +195,7 @@ async function overviewView(view) {
     h("h1", {}, `${ov.project} / ${ov.facet}`),
     h("p", { class: "muted" }, `generation ${ov.generation}: ${num(ov.total)} traces labelled, ${ov.topics.length} topics, no_match ${pct(ov.no_match.share)}`),
     h("div", { class: "grid" },
-      h("div", { class: "panel" }, h("h2", {}, "Topics"), table),
+      h("div", { class: "panel topics-panel" }, h("h2", {}, "Topics"), table),
       h("div", { class: "panel" }, h("h2", {}, "Treemap (sized by traces)"), treemapSvg)),
     h("div", { class: "panel" }, h("div", { class: "toolbar" }, h("h2", {}, "Map of the sampled facets"), overlay,
       h("span", { class: "muted", id: "map-count" }, "")), h("div", { class: "map-wrap" }, canvas), h("div", { class: "legend", id: "legend" })));
