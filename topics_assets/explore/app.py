@@ -46,7 +46,9 @@ def create_app(store: Store) -> Starlette:
     def api(build):
         def endpoint(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
             try:
-                return JSONResponse(build(request))
+                with store.reading():  # one read-only connection for the answer's several reads
+                    answer = build(request)
+                return JSONResponse(answer)
             except BadRequest as e:
                 return JSONResponse({"error": str(e)}, status_code=400)
             except data.NotFound as e:

@@ -56,15 +56,14 @@ def maps(store: Store) -> list[dict]:
 
 
 def _resolve(store: Store, project: str, facet: str, generation: int | None) -> int:
-    for m in maps(store):
-        if (m["project"], m["facet"]) == (project, facet):
-            gens = [g["generation"] for g in m["generations"]]
-            if generation is None:
-                return gens[0]
-            if int(generation) in gens:
-                return int(generation)
-            raise NotFound(f"{project}/{facet} has no generation {generation} (it has {gens})")
-    raise NotFound(f"no topic map for project {project!r}, facet {facet!r}")
+    gens = store.map_generation_numbers(project, facet)
+    if not gens:
+        raise NotFound(f"no topic map for project {project!r}, facet {facet!r}")
+    if generation is None:
+        return gens[0]
+    if int(generation) in gens:
+        return int(generation)
+    raise NotFound(f"{project}/{facet} has no generation {generation} (it has {gens})")
 
 
 def _topics(store: Store, project: str, facet: str, generation: int) -> pd.DataFrame:

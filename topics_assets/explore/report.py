@@ -142,7 +142,8 @@ def read_payload(html: str) -> dict:
 
 def write_report(store: Store, out: str | Path, compress: bool = True, **kwargs) -> dict:
     """Write the report to `out`; returns its info (what it holds and what was bounded) and its size."""
-    payload = collect(store, **kwargs)
+    with store.reading():
+        payload = collect(store, **kwargs)
     html = render(payload, compress=compress)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

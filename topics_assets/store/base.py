@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -166,7 +167,26 @@ class SQLStore:
 
     # ----- connections, schema, transactions ----------------------------------------
     @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Read-only calls inside share one read-only connection (this thread's): the explorer's answers
+        make several reads each, and opening the store is most of a small read's time."""
+        pinned = self.__dict__.setdefault("_pinned", threading.local())
+        if getattr(pinned, "c", None) is not None:
+            yield
+            return
+        with self.conn(read_only=True) as c:
+            pinned.c = c
+            try:
+                yield
+            finally:
+                pinned.c = None
+
+    @contextlib.contextmanager
     def conn(self, read_only: bool = False) -> Iterator[Any]:
+        pinned = getattr(self.__dict__.get("_pinned"), "c", None)
+        if read_only and pinned is not None:
+            yield pinned
+            return
         if read_only and not self._schema_ready:
             # A reader of an up-to-date store never opens it for writing (so it runs beside another
             # process's connections); an older or empty one is migrated first, as for any caller.
@@ -896,6 +916,12 @@ class SQLStore:
                                     (SELECT count(*) FROM topic_map_points p WHERE p.project = g.project
                                        AND p.facet = g.facet AND p.generation = g.generation) AS n_points
                              FROM topic_map_generations g ORDER BY g.project, g.facet, g.generation DESC""")
+
+    def map_generation_numbers(self, project: str, facet: str) -> list[int]:
+        """A (project, facet)'s generations, newest first (what map_generations says of it, without the counts)."""
+        df = self._read("""SELECT generation FROM topic_map_generations WHERE project = ? AND facet = ?
+                           ORDER BY generation DESC""", [project, facet])
+        return [int(g) for g in df.generation]
 
     def map_points(self, project: str, facet: str, generation: int, start: str | None = None,
                    end: str | None = None) -> pd.DataFrame:

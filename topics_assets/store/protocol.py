@@ -6,6 +6,8 @@ Trace ids are scoped by project: a trace is named by its (project, trace_id) pai
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -104,6 +106,10 @@ class Store(Protocol):
     def topic_traces(self, project: str, facet: str, generation: int, topic_id: str, limit: int = 200,
                      start: str | None = None, end: str | None = None) -> pd.DataFrame: ...
     def topic_alert_kinds(self, project: str, facet: str, day: str) -> pd.DataFrame: ...
+
+    def map_generation_numbers(self, project: str, facet: str) -> list[int]: ...
+
+    def reading(self) -> contextlib.AbstractContextManager: ...
 
     def trace_detail(self, project: str, trace_id: str) -> dict[str, pd.DataFrame]: ...
 

@@ -115,3 +115,22 @@ def test_topics_carry_the_trend_alerts_of_the_newest_day_shown(demo_store, tmp_p
     ov = c.get("/api/overview", params={**q, "end": earlier}).json()
     flags = {t["topic_id"]: t["flags"] for t in ov["topics"]}
     assert ov["flags_day"] == earlier and flags[first] == [] and flags[second] == ["new"]
+
+
+def test_an_answer_reads_on_one_connection(demo_store):
+    """Store.reading(): the reads inside share this thread's one read-only connection, and only inside."""
+    import threading
+
+    with demo_store.reading():
+        with demo_store.conn(read_only=True) as a, demo_store.conn(read_only=True) as b:
+            assert a is b
+        with demo_store.reading(), demo_store.conn(read_only=True) as c:  # nested: the same one
+            assert c is a
+        other = []
+        t = threading.Thread(target=lambda: other.append(demo_store.map_generation_numbers(PROJECT, "task")))
+        t.start()
+        t.join()
+        assert other == [[1]]  # another thread opens its own
+        assert demo_store.map_generation_numbers(PROJECT, "task") == [1]
+    with demo_store.conn(read_only=True) as d:
+        assert d is not a
