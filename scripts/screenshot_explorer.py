@@ -78,7 +78,7 @@ def main() -> None:
                           else r.abort())
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{port}/#/?project={args.project}&facet={args.facet}")
-            page.wait_for_selector("canvas#map[data-drawn]")
+            page.wait_for_selector("canvas#map[data-drawn][data-texts]")
             # The whole page in the viewport (the map redraws on resize), so the pointer can reach the map.
             height = page.evaluate("document.documentElement.scrollHeight")
             page.set_viewport_size({"width": 1360, "height": min(height, 2000)})

@@ -108,11 +108,12 @@ def overview(store: Store, project: str, facet: str, generation: int | None = No
 
 
 def points(store: Store, project: str, facet: str, generation: int | None = None, start: str | None = None,
-           end: str | None = None) -> dict:
+           end: str | None = None, text: bool = True) -> dict:
     """The generation's 2-D map, column-wise (one list per field) so 50,000 points stay a small payload:
-    topics and days are indices into `topics` / `days`."""
+    topics and days are indices into `topics` / `days`. With text=False no facet texts (most of the
+    payload): the page draws the map first and asks for them after (point_texts)."""
     generation = _resolve(store, project, facet, generation)
-    df = store.map_points(project, facet, generation, start, end)
+    df = store.map_points(project, facet, generation, start, end, text=text)
     topics = _topics(store, project, facet, generation)
     names = dict(zip(topics.topic_id, topics.name))
     topic_ids = topics.topic_id.tolist()
@@ -128,7 +129,18 @@ def points(store: Store, project: str, facet: str, generation: int | None = None
             "topic": df.topic_id.map(tpos).to_numpy(dtype=np.int64).tolist(),
             "day": df.day.map(dpos).fillna(-1).to_numpy(dtype=np.int64).tolist(),
             "failed": df.failed.fillna(False).to_numpy(dtype=bool).astype(np.int8).tolist(),
-            "trace_id": df.trace_id.tolist(), "text": df.text.where(df.text.map(type) == str, "").tolist()}
+            "trace_id": df.trace_id.tolist(), **({"text": _texts(df)} if text else {})}
+
+
+def _texts(df: pd.DataFrame) -> list[str]:
+    return df.text.where(df.text.map(type) == str, "").tolist()
+
+
+def point_texts(store: Store, project: str, facet: str, generation: int | None = None, start: str | None = None,
+                end: str | None = None) -> dict:
+    """The facet text of each point of `points`, in the same order (the map's tooltips)."""
+    generation = _resolve(store, project, facet, generation)
+    return {"generation": generation, "text": _texts(store.map_points(project, facet, generation, start, end))}
 
 
 def topic(store: Store, project: str, facet: str, topic_id: str, generation: int | None = None,

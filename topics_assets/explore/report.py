@@ -75,10 +75,12 @@ def collect(store: Store, projects: list[str] | None = None, facets: list[str] |
                      "start": start, "end": end}
             ov = data.overview(store, **scope)
             answers[_key("overview", scope)] = ov
-            pts = data.points(store, **scope)
-            pts["text"] = [_clip(t, limits.point_text_chars) for t in pts["text"]]
+            pts = data.points(store, **scope, text=False)
             n_points += pts["n"]
-            answers[_key("points", scope)] = pts
+            answers[_key("points", {**scope, "text": 0})] = pts
+            texts = data.point_texts(store, **scope)
+            texts["text"] = [_clip(t, limits.point_text_chars) for t in texts["text"]]
+            answers[_key("point_texts", scope)] = texts
             known = (ov["generation"], store.load_topics(m["project"], m["facet"], ov["generation"],
                                                          active_only=True, read_only=True), ov)
             for topic_id in [t["topic_id"] for t in ov["topics"]] + [NO_MATCH]:

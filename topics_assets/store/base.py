@@ -924,9 +924,10 @@ class SQLStore:
         return [int(g) for g in df.generation]
 
     def map_points(self, project: str, facet: str, generation: int, start: str | None = None,
-                   end: str | None = None) -> pd.DataFrame:
-        """A generation's 2-D points with what the overlays colour by: the trace's day and whether it failed."""
-        return self._read("""SELECT p.trace_id, p.x, p.y, p.topic_id, p.text, t.day::VARCHAR AS day,
+                   end: str | None = None, text: bool = True) -> pd.DataFrame:
+        """A generation's 2-D points with what the overlays colour by: the trace's day and whether it failed
+        (and each point's facet text unless text=False), in trace_id order."""
+        return self._read(f"""SELECT p.trace_id, p.x, p.y, p.topic_id, {'p.text,' if text else ''} t.day::VARCHAR AS day,
                                     coalesce(o.status = 'error' OR o.abnormal_end, FALSE) AS failed
                              FROM topic_map_points p
                              LEFT JOIN facets t ON t.project = p.project AND t.trace_id = p.trace_id AND t.facet = p.facet

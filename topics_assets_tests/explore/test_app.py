@@ -39,6 +39,10 @@ def test_endpoints_answer_what_the_store_holds(demo_store):
     pts = c.get("/api/points", params=q).json()
     assert pts["n"] == 240 == len(pts["x"]) == len(pts["text"]) and pts["topics"][-1] == "no_match"
     assert sum(pts["failed"]) == failed  # every trace of this small store is in the sample
+    # The page asks for the layout first and the texts after: the same points, in the same order.
+    layout = c.get("/api/points", params={**q, "text": "0"}).json()
+    assert "text" not in layout and {k: v for k, v in pts.items() if k != "text"} == layout
+    assert c.get("/api/point_texts", params=q).json()["text"] == pts["text"]
     top = ov["topics"][0]
     t = c.get("/api/topic", params={**q, "topic_id": top["topic_id"]}).json()
     assert t["topic"]["n"] == top["n"] == len(t["traces"]) and t["topic"]["examples"]

@@ -94,7 +94,8 @@ def test_report_cli(demo_store, topics, tmp_path, monkeypatch):
     kinds = [json.loads(k)[0] for k in answers]
     assert kinds.count("overview") == 1 and kinds.count("points") == 1
     points = next(v for k, v in answers.items() if json.loads(k)[0] == "points")
-    assert max(len(t) for t in points["text"]) <= 30
+    texts = next(v for k, v in answers.items() if json.loads(k)[0] == "point_texts")
+    assert len(texts["text"]) == points["n"] and max(len(t) for t in texts["text"]) <= 30
     assert all(len(v["traces"]) <= 2 for k, v in answers.items() if json.loads(k)[0] == "topic")
     day = points["days"][0]
     r = topics("report", "--out", str(out), "--facet", "task", "--start", day, "--end", day)

@@ -162,7 +162,8 @@ function sparkline(values, w = 90, hgt = 22) {
 
 async function overviewView(view) {
   // The map's points are asked for at once, beside the overview, not after it: the larger answer.
-  const pointsAnswer = api("points", scope());
+  // Their facet texts (most of the bytes) only after the map is drawn: the tooltips need them.
+  const pointsAnswer = api("points", scope({ text: 0 }));
   pointsAnswer.catch(() => {}); // an error shows once, from the await below
   const ov = await api("overview", scope());
   const order = ov.topics.map((t) => t.topic_id);
@@ -200,8 +201,16 @@ async function overviewView(view) {
     h("div", { class: "panel" }, h("div", { class: "toolbar" }, h("h2", {}, "Map of the sampled facets"), overlay,
       h("span", { class: "muted", id: "map-count" }, "")), h("div", { class: "map-wrap" }, canvas), h("div", { class: "legend", id: "legend" })));
   mapData = null;
-  mapData = await pointsAnswer;
+  const d = await pointsAnswer;
+  mapData = d;
   drawMap();
+  let texts;
+  try { texts = await api("point_texts", scope()); } catch (e) { texts = { text: d.x.map(() => "(text not available: " + e.message + ")") }; }
+  if (mapData === d && texts.text.length === d.x.length) {
+    d.text = texts.text;
+    const canvas = document.getElementById("map");
+    if (canvas) canvas.dataset.texts = "1";
+  }
 }
 
 // Squarified treemap (Bruls et al.): rows laid along the shorter side keep rectangles near-square.
@@ -372,7 +381,7 @@ function hover(ev, canvas) {
   const i = nearestPoint(ev, canvas);
   if (i < 0) { tip.hidden = true; return; }
   const d = mapData;
-  tip.replaceChildren(h("div", {}, d.text[i]), h("div", { class: "muted" },
+  tip.replaceChildren(h("div", {}, d.text ? d.text[i] : "…"), h("div", { class: "muted" },
     `${d.names[d.topic[i]]} · ${d.days[d.day[i]] || ""}${d.failed[i] ? " · failed" : ""}`));
   tip.style.left = ev.clientX + 14 + "px"; tip.style.top = ev.clientY + 14 + "px";
   tip.hidden = false;
