@@ -92,7 +92,7 @@ def map_markdown(store, project: str, facet: str, generation: int) -> str:
     from ..explore.data import points
     from ..explore.picture import data_uri, map_png
 
-    pts = points(store, project, facet, generation)
+    pts = points(store, project, facet, generation, text=False)
     return (f"![2-D map of {project}/{facet} generation {generation}]({data_uri(map_png(pts))})\n\n"
             f"{pts['n']:,} sampled facets coloured by topic (grey: no_match); the topics table names them.")
 
