@@ -106,3 +106,16 @@ def test_report_cli(demo_store, topics, tmp_path, monkeypatch):
     assert r.exit_code == 1 and "no topic map to report" in r.output and "shop/task" in r.output
     r = topics("report", "--out", str(out), "--start", "2026-13-01")
     assert r.exit_code == 2 and "not a day" in r.output
+
+
+def test_plain_json_report_holds_the_same_and_cannot_end_its_script(demo_store, report_file, tmp_path):
+    from topics_assets.explore.report import _json_for_script
+
+    info = write_report(demo_store, tmp_path / "plain.html", compress=False, facets=["task"])
+    plain = read_payload((tmp_path / "plain.html").read_text())
+    packed = _payload(report_file[0])["answers"]
+    assert plain["info"]["n_points"] == 240 == info["n_points"]
+    assert all(packed[k] == v for k, v in plain["answers"].items() if json.loads(k)[0] != "maps")
+    nasty = {"text": "</script><script>alert(1)</script>\u2028<!--"}
+    text = _json_for_script(nasty)
+    assert "</" not in text and "<!--" not in text and "\u2028" not in text and json.loads(text) == nasty
