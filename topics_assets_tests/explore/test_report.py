@@ -56,6 +56,9 @@ def test_report_in_the_browser_offline(report_file, demo_store):
         assert all(name in table for name in topics.name)
         assert "20 closest traces per topic" in page.inner_text("#report-note")
         assert page.locator("#f-start").is_disabled()
+        page.select_option("#overlay", "failure")  # the overlays recolour the same points
+        assert "failed" in page.inner_text("#legend") and page.get_attribute("canvas#map", "data-drawn") == "240"
+        page.wait_for_selector("canvas#map[data-texts]")  # the tooltips' texts are in the file too
 
         # A topic lists its closest traces, as the store has them; a trace shows its text.
         first = rows.first
