@@ -297,6 +297,20 @@ class InsightSettings(_Settings):
                                     "failure rate judged against the whole facet's.")
 
 
+class ExploreSettings(_Settings):
+    """`topics explore`, and the links to it that each topic_map materialization carries in Dagster."""
+
+    url: str = Field(default="http://127.0.0.1:8765", description="Where the explorer is reached (as `topics "
+                     "explore` serves it by default); each topic_map materialization links to its map there.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value
+
+
 class Settings(_Settings):
     home: str = ".topics"
     database: str | None = Field(default=None, description="Default: <home>/topics.duckdb.")
@@ -314,6 +328,7 @@ class Settings(_Settings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     insight: InsightSettings = Field(default_factory=InsightSettings)
+    explore: ExploreSettings = Field(default_factory=ExploreSettings)
 
     @field_validator("partitions_start", mode="before")
     @classmethod
@@ -426,6 +441,7 @@ ENV_VARS = {
     "TOPICS_ALERTS_MAX_AGE_DAYS": "alerts.max_age_days",
     "TOPICS_TREND_ALPHA": "insight.alpha",
     "TOPICS_TREND_BASELINE_DAYS": "insight.baseline_days",
+    "TOPICS_EXPLORE_URL": "explore.url",
 }
 
 

@@ -57,6 +57,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics classify new.jsonl        # label new traces now with the current maps
       topics sql "SELECT * FROM trace_topics LIMIT 5"
       topics explore                   # the topic explorer in your browser
+      topics report --out report.html  # the same views as one file to share
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # No download or weight-loading progress bars from the embedding model's libraries on the user's terminal.
@@ -72,7 +73,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.trends, query.sql,
-                 cluster.cluster, classify.classify, serve.serve, explore.explore):
+                 cluster.cluster, classify.classify, serve.serve, explore.explore, explore.report):
     cli.add_command(_command)
 
 

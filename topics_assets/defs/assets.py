@@ -79,6 +79,24 @@ def topics_markdown(topics: list[dict], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
+def explorer_link(base: str, project: str, facet: str, generation: int) -> str:
+    """The explorer's page of one map generation (its routes live after the '#')."""
+    from urllib.parse import urlencode
+
+    return f"{base.rstrip('/')}/#/?{urlencode({'facet': facet, 'generation': generation, 'project': project})}"
+
+
+def map_markdown(store, project: str, facet: str, generation: int) -> str:
+    """The generation's 2-D map as a small PNG in a data: URI, which the Dagster UI's markdown renders
+    (its sanitizer allows data: image sources), coloured by topic as the explorer colours it."""
+    from ..explore.data import points
+    from ..explore.picture import data_uri, map_png
+
+    pts = points(store, project, facet, generation, text=False)
+    return (f"![2-D map of {project}/{facet} generation {generation}]({data_uri(map_png(pts))})\n\n"
+            f"{pts['n']:,} sampled facets coloured by topic (grey: no_match); the topics table names them.")
+
+
 def trends_check_name(facet: str) -> str:
     return f"{facet}_trends"
 
@@ -158,6 +176,14 @@ def build_assets(settings: Settings) -> list:
         meta = _metadata({k: v for k, v in stats.items() if k != "params"}, t0)
         meta["topics"] = MetadataValue.md(topics_markdown(topics))
         meta["state"] = "generated"
+        cfg = settings.get_settings()
+        meta["explorer"] = MetadataValue.url(explorer_link(cfg.explore.url, key["project"], key["facet"],
+                                                           result.generation))
+        try:
+            meta["map"] = MetadataValue.md(map_markdown(store.get_store(), key["project"], key["facet"],
+                                                        result.generation))
+        except Exception as e:  # the picture is a view: a generation that landed stays materialized
+            context.log.warning(f"no map picture for generation {result.generation}: {e!r}")
         return MaterializeResult(metadata=meta)
 
     @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(),

@@ -46,7 +46,9 @@ def create_app(store: Store) -> Starlette:
     def api(build):
         def endpoint(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
             try:
-                return JSONResponse(build(request))
+                with store.reading():  # one read-only connection for the answer's several reads
+                    answer = build(request)
+                return JSONResponse(answer)
             except BadRequest as e:
                 return JSONResponse({"error": str(e)}, status_code=400)
             except data.NotFound as e:
@@ -65,7 +67,8 @@ def create_app(store: Store) -> Starlette:
         Route("/", index),
         Route("/api/maps", api(lambda r: {"maps": data.maps(store)})),
         Route("/api/overview", api(lambda r: data.overview(store, **scope(r)))),
-        Route("/api/points", api(lambda r: data.points(store, **scope(r)))),
+        Route("/api/points", api(lambda r: data.points(store, **scope(r), text=_arg(r, "text", False) != "0"))),
+        Route("/api/point_texts", api(lambda r: data.point_texts(store, **scope(r)))),
         Route("/api/topic", api(lambda r: data.topic(store, topic_id=_arg(r, "topic_id"), **scope(r)))),
         Route("/api/trace", api(lambda r: data.trace(store, _arg(r, "project"), _arg(r, "trace_id")))),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -56,15 +56,14 @@ def maps(store: Store) -> list[dict]:
 
 
 def _resolve(store: Store, project: str, facet: str, generation: int | None) -> int:
-    for m in maps(store):
-        if (m["project"], m["facet"]) == (project, facet):
-            gens = [g["generation"] for g in m["generations"]]
-            if generation is None:
-                return gens[0]
-            if int(generation) in gens:
-                return int(generation)
-            raise NotFound(f"{project}/{facet} has no generation {generation} (it has {gens})")
-    raise NotFound(f"no topic map for project {project!r}, facet {facet!r}")
+    gens = store.map_generation_numbers(project, facet)
+    if not gens:
+        raise NotFound(f"no topic map for project {project!r}, facet {facet!r}")
+    if generation is None:
+        return gens[0]
+    if int(generation) in gens:
+        return int(generation)
+    raise NotFound(f"{project}/{facet} has no generation {generation} (it has {gens})")
 
 
 def _topics(store: Store, project: str, facet: str, generation: int) -> pd.DataFrame:
@@ -87,27 +86,34 @@ def overview(store: Store, project: str, facet: str, generation: int | None = No
         t["failed"] += int(r.failed)
         t["daily"][pos[r.day]] += int(r.n)
     empty = {"n": 0, "failed": 0, "daily": [0] * len(days)}
+    # Flags: the trend alerts (rising, new, failing, ...) of the newest day shown.
+    flags: dict[str, list[str]] = {}
+    if days:
+        for a in store.topic_alert_kinds(project, facet, days[-1]).itertuples(index=False):
+            flags.setdefault(a.topic_id, []).append(a.kind)
     rows = []
     for t in topics.itertuples(index=False):
         c = by_topic.get(t.topic_id, empty)
         rows.append({"topic_id": t.topic_id, "name": t.name, "description": t.description,
                      "keywords": jsonable(t.keywords), "size": jsonable(t.size), "n": c["n"],
                      "share": round(c["n"] / total, 4) if total else None, "failed": c["failed"],
-                     "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"]})
+                     "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"],
+                     "flags": flags.get(t.topic_id, [])})
     rows.sort(key=lambda r: (-r["n"], -(r["size"] or 0), r["topic_id"]))
     nm = by_topic.get(NO_MATCH, empty)
     return {"project": project, "facet": facet, "generation": generation, "start": start, "end": end,
-            "days": days, "total": total, "topics": rows,
+            "days": days, "total": total, "topics": rows, "flags_day": days[-1] if days else None,
             "no_match": {"n": nm["n"], "share": round(nm["n"] / total, 4) if total else None,
                          "failed": nm["failed"], "daily": nm["daily"]}}
 
 
 def points(store: Store, project: str, facet: str, generation: int | None = None, start: str | None = None,
-           end: str | None = None) -> dict:
+           end: str | None = None, text: bool = True) -> dict:
     """The generation's 2-D map, column-wise (one list per field) so 50,000 points stay a small payload:
-    topics and days are indices into `topics` / `days`."""
+    topics and days are indices into `topics` / `days`. With text=False no facet texts (most of the
+    payload): the page draws the map first and asks for them after (point_texts)."""
     generation = _resolve(store, project, facet, generation)
-    df = store.map_points(project, facet, generation, start, end)
+    df = store.map_points(project, facet, generation, start, end, text=text)
     topics = _topics(store, project, facet, generation)
     names = dict(zip(topics.topic_id, topics.name))
     topic_ids = topics.topic_id.tolist()
@@ -120,20 +126,38 @@ def points(store: Store, project: str, facet: str, generation: int | None = None
             "n": len(df),
             "x": np.round(df.x.to_numpy(dtype=float), 4).tolist(),
             "y": np.round(df.y.to_numpy(dtype=float), 4).tolist(),
-            "topic": [tpos[t] for t in df.topic_id], "day": [dpos.get(d, -1) for d in df.day],
-            "failed": [int(bool(f)) for f in df.failed],
-            "trace_id": df.trace_id.tolist(), "text": [t if isinstance(t, str) else "" for t in df.text]}
+            "topic": df.topic_id.map(tpos).to_numpy(dtype=np.int64).tolist(),
+            "day": df.day.map(dpos).fillna(-1).to_numpy(dtype=np.int64).tolist(),
+            "failed": df.failed.fillna(False).to_numpy(dtype=bool).astype(np.int8).tolist(),
+            "trace_id": df.trace_id.tolist(), **({"text": _texts(df)} if text else {})}
+
+
+def _texts(df: pd.DataFrame) -> list[str]:
+    return df.text.where(df.text.map(type) == str, "").tolist()
+
+
+def point_texts(store: Store, project: str, facet: str, generation: int | None = None, start: str | None = None,
+                end: str | None = None) -> dict:
+    """The facet text of each point of `points`, in the same order (the map's tooltips)."""
+    generation = _resolve(store, project, facet, generation)
+    return {"generation": generation, "text": _texts(store.map_points(project, facet, generation, start, end))}
 
 
 def topic(store: Store, project: str, facet: str, topic_id: str, generation: int | None = None,
-          start: str | None = None, end: str | None = None, limit: int = 200) -> dict:
-    """One topic: what the map says of it, its nearest topics by centroid cosine, its trend and its traces."""
-    generation = _resolve(store, project, facet, generation)
-    topics = _topics(store, project, facet, generation)
+          start: str | None = None, end: str | None = None, limit: int = 200, _known: tuple | None = None) -> dict:
+    """One topic: what the map says of it, its nearest topics by centroid cosine, its trend and its traces.
+
+    `_known` is (generation, its topics frame, its overview) already read for this scope (the report
+    builds every topic page of a generation from one read)."""
+    if _known is None:
+        generation = _resolve(store, project, facet, generation)
+        topics = _topics(store, project, facet, generation)
+        ov = overview(store, project, facet, generation, start, end)
+    else:
+        generation, topics, ov = _known
     match = topics.index[topics.topic_id == topic_id]
     if topic_id != NO_MATCH and not len(match):
         raise NotFound(f"{project}/{facet} generation {generation} has no topic {topic_id!r}")
-    ov = overview(store, project, facet, generation, start, end)
     stats = next((t for t in ov["topics"] if t["topic_id"] == topic_id), None) or {**ov["no_match"],
                                                                                   "topic_id": NO_MATCH}
     info: dict[str, Any] = {"topic_id": topic_id, "name": "no_match", "description":
@@ -157,11 +181,23 @@ def topic(store: Store, project: str, facet: str, topic_id: str, generation: int
 
 def trace(store: Store, project: str, trace_id: str) -> dict:
     """One trace: the text the facet model saw, every facet, the outcome signals and its topic labels."""
-    parts = store.trace_detail(project, trace_id)
-    if parts["trace"].empty and parts["facets"].empty:
-        raise NotFound(f"no trace {trace_id!r} in project {project!r}")
-    head = records(parts["trace"])
-    outcome = records(parts["outcome"])
-    return {"project": project, "trace_id": trace_id, "trace": head[0] if head else None,
-            "facets": records(parts["facets"]), "outcome": outcome[0] if outcome else None,
-            "labels": records(parts["labels"])}
+    return traces(store, project, [trace_id])[trace_id]
+
+
+def traces(store: Store, project: str, trace_ids: list[str]) -> dict[str, dict]:
+    """`trace` for many traces of a project, read on one connection; one missing raises NotFound."""
+    parts = store.trace_details(project, trace_ids)
+    by: dict[str, dict[str, list]] = {}
+    for name, df in parts.items():
+        for r in records(df):
+            tid = r["trace_id"] if name == "trace" else r.pop("trace_id")
+            by.setdefault(tid, {}).setdefault(name, []).append(r)
+    out = {}
+    for trace_id in trace_ids:
+        p = by.get(trace_id)
+        if not p or not (p.get("trace") or p.get("facets")):
+            raise NotFound(f"no trace {trace_id!r} in project {project!r}")
+        out[trace_id] = {"project": project, "trace_id": trace_id, "trace": (p.get("trace") or [None])[0],
+                         "facets": p.get("facets", []), "outcome": (p.get("outcome") or [None])[0],
+                         "labels": p.get("labels", [])}
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -166,7 +167,26 @@ class SQLStore:
 
     # ----- connections, schema, transactions ----------------------------------------
     @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Read-only calls inside share one read-only connection (this thread's): the explorer's answers
+        make several reads each, and opening the store is most of a small read's time."""
+        pinned = self.__dict__.setdefault("_pinned", threading.local())
+        if getattr(pinned, "c", None) is not None:
+            yield
+            return
+        with self.conn(read_only=True) as c:
+            pinned.c = c
+            try:
+                yield
+            finally:
+                pinned.c = None
+
+    @contextlib.contextmanager
     def conn(self, read_only: bool = False) -> Iterator[Any]:
+        pinned = getattr(self.__dict__.get("_pinned"), "c", None)
+        if read_only and pinned is not None:
+            yield pinned
+            return
         if read_only and not self._schema_ready:
             # A reader of an up-to-date store never opens it for writing (so it runs beside another
             # process's connections); an older or empty one is migrated first, as for any caller.
@@ -897,10 +917,17 @@ class SQLStore:
                                        AND p.facet = g.facet AND p.generation = g.generation) AS n_points
                              FROM topic_map_generations g ORDER BY g.project, g.facet, g.generation DESC""")
 
+    def map_generation_numbers(self, project: str, facet: str) -> list[int]:
+        """A (project, facet)'s generations, newest first (what map_generations says of it, without the counts)."""
+        df = self._read("""SELECT generation FROM topic_map_generations WHERE project = ? AND facet = ?
+                           ORDER BY generation DESC""", [project, facet])
+        return [int(g) for g in df.generation]
+
     def map_points(self, project: str, facet: str, generation: int, start: str | None = None,
-                   end: str | None = None) -> pd.DataFrame:
-        """A generation's 2-D points with what the overlays colour by: the trace's day and whether it failed."""
-        return self._read("""SELECT p.trace_id, p.x, p.y, p.topic_id, p.text, t.day::VARCHAR AS day,
+                   end: str | None = None, text: bool = True) -> pd.DataFrame:
+        """A generation's 2-D points with what the overlays colour by: the trace's day and whether it failed
+        (and each point's facet text unless text=False), in trace_id order."""
+        return self._read(f"""SELECT p.trace_id, p.x, p.y, p.topic_id, {'p.text,' if text else ''} t.day::VARCHAR AS day,
                                     coalesce(o.status = 'error' OR o.abnormal_end, FALSE) AS failed
                              FROM topic_map_points p
                              LEFT JOIN facets t ON t.project = p.project AND t.trace_id = p.trace_id AND t.facet = p.facet
@@ -920,6 +947,12 @@ class SQLStore:
                                AND (?::VARCHAR IS NULL OR c.day >= ?::DATE) AND (?::VARCHAR IS NULL OR c.day <= ?::DATE)
                              GROUP BY 1, 2 ORDER BY 1, 2""", [project, facet, generation, start, start, end, end])
 
+    def topic_alert_kinds(self, project: str, facet: str, day: str) -> pd.DataFrame:
+        """The trend alerts (topic_id, kind) recorded for one day of a (project, facet): the explorer's flags."""
+        return self._read("""SELECT DISTINCT topic_id, kind FROM topic_alerts
+                             WHERE project = ? AND facet = ? AND day = ?::DATE ORDER BY topic_id, kind""",
+                          [project, facet, day])
+
     def topic_traces(self, project: str, facet: str, generation: int, topic_id: str, limit: int = 200,
                      start: str | None = None, end: str | None = None) -> pd.DataFrame:
         """The traces a generation gave this topic, closest to its centroid first, with their facet text and outcome."""
@@ -935,20 +968,27 @@ class SQLStore:
 
     def trace_detail(self, project: str, trace_id: str) -> dict[str, pd.DataFrame]:
         """One trace as the explorer shows it: the preprocessed text, every facet, its outcome, its labels."""
-        key = [project, trace_id]
+        parts = self.trace_details(project, [trace_id])
+        return {k: df.drop(columns="trace_id") if k != "trace" else df for k, df in parts.items()}
+
+    def trace_details(self, project: str, trace_ids: list[str]) -> dict[str, pd.DataFrame]:
+        """trace_detail for many traces of a project on one connection (the report's trace pages); every
+        frame but `trace` has a trace_id column to split it by."""
+        key = [project, list(trace_ids)]
+        where = f"project = ? AND {_in('trace_id')}"
         with self.conn(read_only=True) as c:
             return {
-                "trace": self._fetch_df(c, """SELECT trace_id, project, day::VARCHAR AS day, started_at::VARCHAR AS started_at,
+                "trace": self._fetch_df(c, f"""SELECT trace_id, project, day::VARCHAR AS day, started_at::VARCHAR AS started_at,
                                                      format, version, content, n_spans, n_messages, tokens_before,
                                                      tokens_after, truncated, status, error
-                                              FROM traces WHERE project = ? AND trace_id = ?""", key),
-                "facets": self._fetch_df(c, """SELECT facet, text, engine, model FROM facets
-                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
-                "outcome": self._fetch_df(c, """SELECT status, n_errors, error_kinds, errors::VARCHAR AS errors, failed_tools,
+                                              FROM traces WHERE {where} ORDER BY trace_id""", key),
+                "facets": self._fetch_df(c, f"""SELECT facet, text, engine, model, trace_id FROM facets
+                                               WHERE {where} ORDER BY trace_id, facet""", key),
+                "outcome": self._fetch_df(c, f"""SELECT status, n_errors, error_kinds, errors::VARCHAR AS errors, failed_tools,
                                                        termination_reason, abnormal_end, scores::VARCHAR AS scores,
                                                        duration_s, llm_calls, input_tokens, output_tokens, cost_usd,
-                                                       cost_source, models, tools, agents
-                                                FROM trace_outcomes WHERE project = ? AND trace_id = ?""", key),
-                "labels": self._fetch_df(c, """SELECT facet, topic_id, topic_name, distance, generation FROM trace_topics
-                                               WHERE project = ? AND trace_id = ? ORDER BY facet""", key),
+                                                       cost_source, models, tools, agents, trace_id
+                                                FROM trace_outcomes WHERE {where} ORDER BY trace_id""", key),
+                "labels": self._fetch_df(c, f"""SELECT facet, topic_id, topic_name, distance, generation, trace_id FROM trace_topics
+                                               WHERE {where} ORDER BY trace_id, facet""", key),
             }

@@ -1,5 +1,7 @@
 """The whole asset graph, materialized through Dagster's testing APIs, on a DuckDB file and on PostgreSQL."""
 
+import base64
+import re
 from datetime import date, timedelta
 
 import pandas as pd
@@ -10,12 +12,14 @@ from sklearn.metrics import adjusted_rand_score
 from topics_assets.defs.assets import build_assets
 from topics_assets.defs.partitions import PROJECTS, map_key
 from topics_assets.defs.resources import build_resources
+from topics_assets.explore.picture import BACKGROUND, PALETTE, _rgb
 from topics_assets.defs.runner import RANGE_END, RANGE_START
 from topics_assets.ingest.stage import ingest_paths
 from topics_assets.store import open_store
 from topics_assets.demo import generate_traces, write_jsonl
 
 from topics_assets_tests.conftest import BACKENDS, shared_data, use_backend
+from topics_assets_tests.explore.test_picture import decode_png
 
 N_SYNTHETIC = 700
 DAYS = 5
@@ -113,6 +117,18 @@ def test_asset_metadata_reports_counts_and_topics(synthetic_run):
     assert _metadata(results[0], "facets")["engine"] == "extractive"
     map_meta = {facet: _metadata(r, "topic_map") for facet, r in zip(settings.facet_names, results[1:4])}
     assert map_meta["task"]["state"] == "generated" and "| topic_id | name |" in map_meta["task"]["topics"]
+    # Each generation links to its explorer page and carries a picture of its 2-D map (a PNG data: URI
+    # in markdown, which the Dagster UI renders).
+    task = map_meta["task"]
+    assert task["explorer"] == (f"{settings.explore.url}/#/?facet=task&generation={task['generation']}"
+                                f"&project=acme-support")
+    picture = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)\n\n(.*)", task["map"], re.S)
+    assert picture and "coloured by topic" in picture.group(2)
+    pixels = decode_png(base64.b64decode(picture.group(1)))
+    assert pixels.shape == (300, 480, 3) and len(picture.group(1)) < 60_000
+    drawn = (pixels != BACKGROUND).any(axis=2).sum()
+    assert drawn >= len(store.map_points("acme-support", "task", task["generation"]))  # every point is a few pixels
+    assert {tuple(c) for c in pixels.reshape(-1, 3)} >= {_rgb(c) for c in PALETTE[:3]}  # topics in their colours
     waiting = [m for m in map_meta.values() if m["state"] == "accumulating"]
     assert waiting and all("need 100" in m["skipped_reason"] for m in waiting)
     n_maps = 3 - len(waiting)

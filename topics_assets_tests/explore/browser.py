@@ -21,8 +21,9 @@ def require_browser() -> None:
 
 
 @contextlib.contextmanager
-def browser_page(viewport=(1280, 900)):
-    """A page whose requests to anything but loopback (or file:) are aborted and recorded in `page.blocked`."""
+def browser_page(viewport=(1280, 900), loopback: bool = True):
+    """A page whose requests to anything but loopback (or file:) are aborted and recorded in `page.blocked`;
+    with loopback=False, everything but file:, data: and blob: is."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -34,7 +35,7 @@ def browser_page(viewport=(1280, 900)):
 
             def route(r):
                 url = urlparse(r.request.url)
-                if url.scheme in ("file", "data", "blob") or url.hostname in LOOPBACK:
+                if url.scheme in ("file", "data", "blob") or loopback and url.hostname in LOOPBACK:
                     return r.continue_()
                 blocked.append(r.request.url)
                 return r.abort()

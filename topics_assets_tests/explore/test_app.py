@@ -39,6 +39,10 @@ def test_endpoints_answer_what_the_store_holds(demo_store):
     pts = c.get("/api/points", params=q).json()
     assert pts["n"] == 240 == len(pts["x"]) == len(pts["text"]) and pts["topics"][-1] == "no_match"
     assert sum(pts["failed"]) == failed  # every trace of this small store is in the sample
+    # The page asks for the layout first and the texts after: the same points, in the same order.
+    layout = c.get("/api/points", params={**q, "text": "0"}).json()
+    assert "text" not in layout and {k: v for k, v in pts.items() if k != "text"} == layout
+    assert c.get("/api/point_texts", params=q).json()["text"] == pts["text"]
     top = ov["topics"][0]
     t = c.get("/api/topic", params={**q, "topic_id": top["topic_id"]}).json()
     assert t["topic"]["n"] == top["n"] == len(t["traces"]) and t["topic"]["examples"]
@@ -89,3 +93,48 @@ def test_reads_only_beside_another_process_holding_the_file(demo_store):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_topics_carry_the_trend_alerts_of_the_newest_day_shown(demo_store, tmp_path):
+    import shutil
+
+    shutil.copy(demo_store.database, tmp_path / "copy.duckdb")
+    store = open_store(str(tmp_path / "copy.duckdb"))
+    c = _client(store)
+    q = {"project": PROJECT, "facet": "task"}
+    ov = c.get("/api/overview", params=q).json()
+    assert all(t["flags"] == [] for t in ov["topics"])
+    first, second = ov["topics"][0]["topic_id"], ov["topics"][1]["topic_id"]
+    last, earlier = ov["days"][-1], ov["days"][0]
+
+    def alert(topic_id, day, kind):
+        return {"project": PROJECT, "facet": "task", "topic_id": topic_id, "day": day, "kind": kind,
+                "generation": ov["generation"], "topic_name": None, "count": 9, "expected": 2.0, "share": 0.3,
+                "baseline_share": 0.1, "p_value": 0.001, "q_value": 0.01, "detail": "{}"}
+
+    store.record_alerts([alert(first, last, "rising"), alert(first, last, "failing"), alert(second, earlier, "new")])
+    ov = c.get("/api/overview", params=q).json()
+    flags = {t["topic_id"]: t["flags"] for t in ov["topics"]}
+    assert ov["flags_day"] == last and flags[first] == ["failing", "rising"] and flags[second] == []
+    ov = c.get("/api/overview", params={**q, "end": earlier}).json()
+    flags = {t["topic_id"]: t["flags"] for t in ov["topics"]}
+    assert ov["flags_day"] == earlier and flags[first] == [] and flags[second] == ["new"]
+
+
+def test_an_answer_reads_on_one_connection(demo_store):
+    """Store.reading(): the reads inside share this thread's one read-only connection, and only inside."""
+    import threading
+
+    with demo_store.reading():
+        with demo_store.conn(read_only=True) as a, demo_store.conn(read_only=True) as b:
+            assert a is b
+        with demo_store.reading(), demo_store.conn(read_only=True) as c:  # nested: the same one
+            assert c is a
+        other = []
+        t = threading.Thread(target=lambda: other.append(demo_store.map_generation_numbers(PROJECT, "task")))
+        t.start()
+        t.join()
+        assert other == [[1]]  # another thread opens its own
+        assert demo_store.map_generation_numbers(PROJECT, "task") == [1]
+    with demo_store.conn(read_only=True) as d:
+        assert d is not a

@@ -21,7 +21,7 @@ def test_map_topic_and_trace_in_the_browser(demo_store, explorer_url):
     n_points = len(demo_store.map_points("shop", "task", 1))
     with browser_page() as page:
         page.goto(explorer_url + "#/?project=shop&facet=task")
-        page.wait_for_selector("canvas#map[data-drawn]")
+        page.wait_for_selector("canvas#map[data-drawn][data-texts]")
         assert int(page.get_attribute("canvas#map", "data-drawn")) == n_points == 240
         assert _painted(page) > n_points  # each point is a few pixels
         topics = page.locator("#topics-table tbody tr[data-topic]")

@@ -1,6 +1,6 @@
 // The Topics explorer: plain JavaScript, SVG and canvas; no library, nothing loaded from elsewhere.
-// Data comes from the app's /api/ endpoints, or, in a report file, from the responses inlined in it
-// (window.TOPICS_REPORT, keyed like the requests).
+// Data comes from the app's /api/ endpoints, or, in a report file, from the answers inlined in it
+// (REPORT below, keyed like the requests).
 "use strict";
 
 const state = { maps: [], project: null, facet: null, generation: null, start: "", end: "", overlay: "topic" };
@@ -36,13 +36,38 @@ function query(params) {
   return q.toString();
 }
 
+// A report file (`topics report`) carries its answers in <script id="topics-report">: JSON, gzipped and
+// base64-encoded (data-encoding="gzip+base64"), so 50,000 points fit in a few MB. Null in the app.
+const REPORT = (() => {
+  const el = document.getElementById("topics-report");
+  if (!el) return null;
+  if (el.dataset.encoding !== "gzip+base64") return Promise.resolve(JSON.parse(el.textContent));
+  const bin = atob(el.textContent.trim());
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  const text = new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
+  return text.then(JSON.parse);
+})();
+
+// How a report names a request: the path and its non-empty params, sorted, as JSON (report.py writes the same).
+function reportKey(path, params) {
+  const items = Object.keys(params).sort().filter((k) => params[k] !== null && params[k] !== undefined && params[k] !== "")
+    .map((k) => [k, String(params[k])]);
+  return JSON.stringify([path, items]);
+}
+
 async function api(path, params) {
-  const key = path + "?" + query(params || {});
-  if (window.TOPICS_REPORT) {
-    const hit = window.TOPICS_REPORT[key];
-    if (hit === undefined) throw new Error("not in this report: " + key);
+  if (REPORT) {
+    const report = await REPORT;
+    const hit = report.answers[reportKey(path, params || {})];
+    if (hit === undefined) {
+      if (path === "trace") throw new Error(`This report holds the pages of the ${report.info.traces_per_topic} closest traces per topic only; ` +
+        "open this trace in `topics explore`.");
+      throw new Error("not in this report (it was written for other filters): " + path + " " + query(params || {}));
+    }
     return hit;
   }
+  const key = path + "?" + query(params || {});
   const res = await fetch("api/" + key);
   const body = await res.json();
   if (!res.ok) throw new Error(body.error || res.statusText);
@@ -136,6 +161,10 @@ function sparkline(values, w = 90, hgt = 22) {
 }
 
 async function overviewView(view) {
+  // The map's points are asked for at once, beside the overview, not after it: the larger answer.
+  // Their facet texts (most of the bytes) only after the map is drawn: the tooltips need them.
+  const pointsAnswer = api("points", scope({ text: 0 }));
+  pointsAnswer.catch(() => {}); // an error shows once, from the await below
   const ov = await api("overview", scope());
   const order = ov.topics.map((t) => t.topic_id);
   const colour = (id) => colourOf(order.indexOf(id), order);
@@ -143,6 +172,7 @@ async function overviewView(view) {
       on: { click: () => { location.hash = link("/topic/" + encodeURIComponent(t.topic_id)); } } },
     h("td", {}, h("span", { class: "swatch", style: `background:${colour(t.topic_id)}` }),
       h("a", { href: link("/topic/" + encodeURIComponent(t.topic_id)) }, t.name || t.topic_id),
+      (t.flags || []).map((f) => h("span", { class: "flag flag-" + f, title: `trend alert on ${ov.flags_day}` }, f)),
       h("div", { class: "muted" }, t.topic_id)),
     h("td", { class: "num" }, num(t.n)), h("td", { class: "num" }, pct(t.share)),
     h("td", {}, sparkline(t.daily)),
@@ -166,13 +196,21 @@ async function overviewView(view) {
     h("h1", {}, `${ov.project} / ${ov.facet}`),
     h("p", { class: "muted" }, `generation ${ov.generation}: ${num(ov.total)} traces labelled, ${ov.topics.length} topics, no_match ${pct(ov.no_match.share)}`),
     h("div", { class: "grid" },
-      h("div", { class: "panel" }, h("h2", {}, "Topics"), table),
+      h("div", { class: "panel topics-panel" }, h("h2", {}, "Topics"), table),
       h("div", { class: "panel" }, h("h2", {}, "Treemap (sized by traces)"), treemapSvg)),
     h("div", { class: "panel" }, h("div", { class: "toolbar" }, h("h2", {}, "Map of the sampled facets"), overlay,
       h("span", { class: "muted", id: "map-count" }, "")), h("div", { class: "map-wrap" }, canvas), h("div", { class: "legend", id: "legend" })));
   mapData = null;
-  mapData = await api("points", scope());
+  const d = await pointsAnswer;
+  mapData = d;
   drawMap();
+  let texts;
+  try { texts = await api("point_texts", scope()); } catch (e) { texts = { text: d.x.map(() => "(text not available: " + e.message + ")") }; }
+  if (mapData === d && texts.text.length === d.x.length) {
+    d.text = texts.text;
+    const canvas = document.getElementById("map");
+    if (canvas) canvas.dataset.texts = "1";
+  }
 }
 
 // Squarified treemap (Bruls et al.): rows laid along the shorter side keep rectangles near-square.
@@ -297,6 +335,8 @@ function drawMap() {
   ctx.putImageData(img, 0, 0);
   mapIndex = { grid, cell, cols, sx: sxArr, sy: syArr };
   canvas.dataset.drawn = String(drawn);
+  // When the first map appeared (benchmarks/bench_explore.py reads it): once per page load.
+  if (!performance.getEntriesByName("topics:map-drawn").length) performance.mark("topics:map-drawn");
   document.getElementById("map-count").textContent = `${num(drawn)} points`;
   drawLegend(d, colours);
   canvas.onmousemove = (ev) => hover(ev, canvas);
@@ -341,7 +381,7 @@ function hover(ev, canvas) {
   const i = nearestPoint(ev, canvas);
   if (i < 0) { tip.hidden = true; return; }
   const d = mapData;
-  tip.replaceChildren(h("div", {}, d.text[i]), h("div", { class: "muted" },
+  tip.replaceChildren(h("div", {}, d.text ? d.text[i] : "…"), h("div", { class: "muted" },
     `${d.names[d.topic[i]]} · ${d.days[d.day[i]] || ""}${d.failed[i] ? " · failed" : ""}`));
   tip.style.left = ev.clientX + 14 + "px"; tip.style.top = ev.clientY + 14 + "px";
   tip.hidden = false;
@@ -418,10 +458,25 @@ async function traceView(view, project, traceId) {
 }
 
 // ----- start ----------------------------------------------------------------------------------------
+function reportNotice(i) {
+  for (const k of ["start", "end"]) {
+    state[k] = i[k] || "";
+    document.getElementById("f-" + k).disabled = true; // a report holds the counts of the range it was written for
+  }
+  document.getElementById("status").textContent = `report written ${(i.written_at || "").slice(0, 16).replace("T", " ")} UTC`;
+  const note = h("p", { class: "report-note", id: "report-note" },
+    `A report of ${i.n_maps} map generation(s)${i.start || i.end ? `, traces from ${i.start || "the start"} to ${i.end || "the end"}` : ""}. ` +
+    `It lists the ${i.traces_per_topic} closest traces per topic (with their pages), map tooltips show ` +
+    `the first ${i.point_text_chars} characters of a facet, trace pages the first ${i.trace_text_chars} of its text. ` +
+    "`topics explore` shows everything.");
+  document.querySelector("header").after(note);
+}
+
 async function start() {
   for (const k of ["project", "facet", "generation", "start", "end"]) {
     document.getElementById("f-" + k).addEventListener("change", onFilter(k));
   }
+  if (REPORT) reportNotice((await REPORT).info);
   const res = await api("maps", {});
   state.maps = res.maps;
   window.addEventListener("hashchange", render);
