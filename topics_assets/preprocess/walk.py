@@ -45,7 +45,7 @@ class Block:
 _ERROR_TEXT = re.compile(r"\s*(?:error|exception|traceback)\b", re.IGNORECASE)
 
 
-def _shorten_system(text: str) -> str:
+def shorten_system(text: str) -> str:
     if len(text) <= SYSTEM_PROMPT_CHARS:
         return text
     return f"{text[:SYSTEM_PROMPT_CHARS].rstrip()} [... system prompt shortened, {len(text):,} chars in all]"
@@ -219,9 +219,8 @@ class _Walk:
                 return  # a tool span already showed this result
         self.n_messages += 1
         if m.role == "system":
-            self.add(Block("system", _shorten_system(content), "system"))
-            if len(content) > SYSTEM_PROMPT_CHARS:
-                self.cut.append(content[SYSTEM_PROMPT_CHARS:])  # counted in tokens_before
+            # Whole: it is redacted before it is shortened (preprocess.core), so no secret is cut in half.
+            self.add(Block("system", content, "system"))
             return
         if m.role == "tool":
             name = m.name or self.call_names.get(m.tool_call_id or "")
