@@ -20,7 +20,7 @@ from typing import Any
 from topics_assets.config import PreprocessSettings
 from topics_assets.preprocess.cap import fit
 from topics_assets.preprocess.custom import apply_custom, cached_custom
-from topics_assets.preprocess.redact import redact, redact_many
+from topics_assets.preprocess.redact import count_placeholders, redact, redact_many
 from topics_assets.preprocess.signals import HEADER_LABEL, Outcome, extract, header
 from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
 from topics_assets.preprocess.walk import SYSTEM_PROMPT_CHARS, Block, conversation, shorten_system
@@ -66,7 +66,11 @@ def _redact_bodies(blocks: list[Block], settings: PreprocessSettings) -> tuple[d
     """
     if not settings.redact or not blocks:
         return {}, 0
+    # What was redacted at ingest (preprocess.store_raw) counts too: the placeholders already there.
+    already = count_placeholders([b.body for b in blocks])
     bodies, redactions = redact_many([b.body for b in blocks], settings.extra_patterns or None)
+    if already:
+        redactions = _merge(redactions, already)
     extra = 0
     if redactions:
         for b, body in zip(blocks, bodies):

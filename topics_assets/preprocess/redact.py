@@ -245,6 +245,22 @@ def rules() -> tuple[Rule, ...]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _placeholders() -> re.Pattern[str]:
+    kinds = sorted({r.kind for r in rules()}, key=len, reverse=True)
+    return re.compile(r"\[(%s)\]" % "|".join(kinds))
+
+
+def count_placeholders(texts: list[str]) -> dict[str, int]:
+    """Built-in placeholders already in these texts (a payload redacted at ingest, preprocess.store_raw)."""
+    counts: Counter[str] = Counter()
+    pattern = _placeholders()
+    for t in texts:
+        if "[" in t:
+            counts.update(m.group(1) for m in pattern.finditer(t))
+    return dict(counts)
+
+
 @lru_cache(maxsize=32)
 def _extra_rules(items: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
     return tuple(Rule(name, name.upper(), re.compile(pattern), word=False) for name, pattern in items)
@@ -557,7 +573,7 @@ def redact_many(texts: list[str], extra_patterns: dict[str, str] | None = None) 
     return out, dict(total)
 
 
-_KEEP_KEYS = frozenset({"id", "parent_id", "trace_id", "project", "type", "format", "role", "start_time",
+_KEEP_KEYS = frozenset({"id", "parent_id", "trace_id", "project", "type", "format", "role", "name", "start_time",
                         "end_time", "started_at", "tool_call_id", "version"})
 
 
