@@ -35,7 +35,7 @@ from topics_assets.ingest.stage import ingest_paths  # noqa: E402
 from topics_assets.preprocess.redact import normalise, redact  # noqa: E402
 from topics_assets.preprocess.stage import preprocess_days  # noqa: E402
 from topics_assets.store import DuckDBStore  # noqa: E402
-from topics_assets.testing.planted import KINDS, PLACEMENTS, write_corpus  # noqa: E402
+from topics_assets.testing.planted import KINDS, PLACEMENTS, trace_id, write_corpus  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -58,16 +58,14 @@ def planted_table(tmp: Path) -> dict:
     ing = ingest_paths(store=store, settings=settings, paths=sorted(str(p) for p in (tmp / "corpus").iterdir()))
     pre = preprocess_days(store=store, settings=settings, days=ing.days)
     seconds = time.perf_counter() - t0
-    traces = store.query_df("SELECT t.content, r.payload FROM traces t JOIN raw_traces r USING (project, trace_id)")
-    texts = list(traces.content)
-    payloads = list(traces.payload)
+    traces = store.query_df("SELECT trace_id, t.content, r.payload FROM traces t JOIN raw_traces r "
+                            "USING (project, trace_id)").set_index("trace_id")
     quarantine = store.query_df("SELECT reason FROM quarantine")
     table: dict[str, dict[str, str]] = {}
     leaks: list[str] = []
     for (kind, placement), p in corpus.items():
-        # Each trace holds one secret: it leaks if any stored text holds it.
-        in_text = any(leaked(p.secret, t) for t in texts)
-        in_raw = any(leaked(p.secret, t) for t in payloads)
+        row = traces.loc[trace_id(kind, placement)]  # the trace that holds this secret
+        in_text, in_raw = leaked(p.secret, row.content), leaked(p.secret, row.payload)
         cell = "ok" if not (in_text or in_raw) else "LEAK" + ("(text)" if in_text else "") + ("(raw)" if in_raw else "")
         table.setdefault(kind, {})[placement] = cell
         if cell != "ok":

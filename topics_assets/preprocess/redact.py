@@ -413,14 +413,16 @@ def normalise(text: str) -> str:
 _ESCAPED_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)+"')
 # A base64 blob long enough to hide a key in (standard or URL-safe alphabet).
 # Matched from a position: possessively skips short runs and what is not base64, then takes a blob.
-_BASE64_SCAN = re.compile(r"(?:[A-Za-z0-9+/]{0,23}+=*+[^A-Za-z0-9+/=])*+([A-Za-z0-9+/]{24,}={0,2})")
+_BASE64_SCAN = re.compile(r"(?:[A-Za-z0-9+/]{0,23}+(?:=++|[^A-Za-z0-9+/=]))*+([A-Za-z0-9+/]{24,}={0,2})")
 
 
-def _split_strings(text: str, depth: int, counts: Counter[str]) -> tuple[list[str], list[str | None]] | None:
-    """Text cut at its escaped JSON string literals: the pieces to match (literals decoded) and, for
-    each piece, the literal as written (None for the text between literals). None: no such literal."""
+def _split_strings(text: str, depth: int, counts: Counter[str]) -> tuple[list[str], list[str | None], list[str]] | None:
+    """Text cut at its escaped JSON string literals: the pieces to match (literals decoded, normalised,
+    their own inner literals redacted), each piece's literal as written (None between literals), and
+    each decoded value before redaction. None: no such literal."""
     pieces: list[str] = []
     raw: list[str | None] = []
+    bases: list[str] = []
     last = 0
     for m in _ESCAPED_STRING.finditer(text):
         try:
@@ -429,17 +431,21 @@ def _split_strings(text: str, depth: int, counts: Counter[str]) -> tuple[list[st
             continue
         if not isinstance(value, str) or _SENTINEL in value:
             continue
+        base = value = normalise(value)  # "\u200b" escapes decode to what normalising removes
         if "\\" in value and depth + 1 < _MAX_DEPTH:  # JSON inside a JSON string: its own literals first
             value, inner = _redact(value, depth + 1)
             counts.update(inner)
-        pieces += (text[last:m.start()], value)
+        between = text[last:m.start()]
+        pieces += (between, value)
         raw += (None, m.group(0))
+        bases += (between, base)
         last = m.end()
     if not pieces:
         return None
     pieces.append(text[last:])
     raw.append(None)
-    return pieces, raw
+    bases.append(text[last:])
+    return pieces, raw, bases
 
 
 def _printable(raw: bytes) -> str | None:
@@ -519,19 +525,15 @@ def _redact(text: str, depth: int = 0) -> tuple[str, Counter[str]]:
         return (text if counts else original), counts
     # One pass over the text with its escaped string literals decoded in place, each piece apart
     # (no rule matches across the sentinel); a changed literal is written back as JSON.
-    pieces, raw = split
+    pieces, raw, bases = split
     joined = _rules_pass(_SENTINEL.join(pieces), depth, counts)
     if not counts:
         return original, counts
     out = joined.split(_SENTINEL)
     if len(out) != len(pieces):  # a rule crossed a piece boundary: each piece alone
-        counts.clear()
-        out = []
-        for p in pieces:
-            out.append(_rules_pass(p, depth, counts))
-    text = "".join(r if r is not None and new == old else (json.dumps(new, ensure_ascii=False) if r is not None else new)
-                   for new, old, r in zip(out, pieces, raw))
-    return text, counts
+        out = [_rules_pass(p, depth, counts) for p in pieces]
+    return "".join(new if r is None else (r if new == base else json.dumps(new, ensure_ascii=False))
+                   for new, r, base in zip(out, raw, bases)), counts
 
 
 def redact(

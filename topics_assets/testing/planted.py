@@ -122,7 +122,7 @@ def _kinds() -> dict[str, Callable[[random.Random], Planted]]:
     def jwt(rng: random.Random) -> str:
         def seg(d: dict) -> str:
             return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
-        return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg({'sub': _r(rng, _DIG, 10)})}.{_r(rng, _ALNUM + '-_', 43)}"
+        return f"{seg({'alg': 'HS256', 'kid': _r(rng, _ALNUM, 8)})}.{seg({'sub': _r(rng, _DIG, 10)})}.{_r(rng, _ALNUM + '-_', 43)}"
 
     def card(kind: str, prefix: str, fmt: Callable[[str], str], length: int = 16) -> Callable[[random.Random], Planted]:
         def gen(rng: random.Random) -> Planted:
@@ -209,15 +209,16 @@ _SYSTEM_HEAD = ("You are the deployment assistant of Acme. Follow the runbook, n
 
 
 def trace_record(kind: str, placement: str, seed: int = 0, day: str = "2025-06-02") -> tuple[str, str, Planted]:
-    """One trace holding one planted secret: (file suffix "jsonl"/"otlp.jsonl", the JSON line, the secret)."""
+    """One trace holding one planted secret: (file suffix "jsonl"/"otlp.jsonl", the JSON line, the secret).
+
+    Its trace id is trace_id(kind, placement, seed)."""
     p = planted(kind, f"{seed}:{placement}")  # another secret in each placement: a leak names its cell
     tid = f"planted-{kind}-{placement}-{seed}"
     ts = f"{day}T10:00:00Z"
     user = {"role": "user", "content": "Please check the deploy."}
     answer = {"role": "assistant", "content": "Done, the deploy is healthy."}
     if placement == "otlp_attribute":
-        ids = random.Random(tid)  # never all-zero ids (the ingester rejects them)
-        trace_id, span_id = f"{ids.getrandbits(127) | 1:032x}", f"{ids.getrandbits(63) | 1:016x}"
+        trace_id, span_id = _otlp_ids(tid)
         span = {"traceId": trace_id, "spanId": span_id, "name": "chat", "kind": 3,
                 "startTimeUnixNano": "1748858400000000000", "endTimeUnixNano": "1748858401000000000",
                 "attributes": [
@@ -245,8 +246,8 @@ def trace_record(kind: str, placement: str, seed: int = 0, day: str = "2025-06-0
             {"role": "tool", "tool_call_id": "c1", "content": out}, answer]
     elif placement == "system_prompt":
         # The secret straddles the system prompt's shortening point (300 characters).
-        head = (_SYSTEM_HEAD * 3)[: 300 - len(p.text) // 2]
-        msgs = [{"role": "system", "content": f"{head}{p.text} " + "Runbook step. " * 40}, user, answer]
+        head = (_SYSTEM_HEAD * 3)[: 299 - len(p.text) // 2]
+        msgs = [{"role": "system", "content": f"{head} {p.text} " + "Runbook step. " * 40}, user, answer]
     elif placement == "escaped_json":
         # A tool result that is a JSON string holding JSON: the secret is escaped twice.
         inner = json.dumps({"file": ".env", "content": f"DEBUG=0\n{p.text}\nPORT=8080"})
@@ -259,12 +260,21 @@ def trace_record(kind: str, placement: str, seed: int = 0, day: str = "2025-06-0
     return "jsonl", json.dumps(rec, ensure_ascii=False), p
 
 
+def _otlp_ids(tid: str) -> tuple[str, str]:
+    ids = random.Random(tid)  # never all-zero ids (the ingester rejects them)
+    return f"{ids.getrandbits(127) | 1:032x}", f"{ids.getrandbits(63) | 1:016x}"
+
+
+def trace_id(kind: str, placement: str, seed: int = 0) -> str:
+    tid = f"planted-{kind}-{placement}-{seed}"
+    return _otlp_ids(tid)[0] if placement == "otlp_attribute" else tid
+
+
 def write_corpus(directory: str | Path, kinds: list[str] | None = None, placements: tuple[str, ...] = PLACEMENTS,
                  seed: int = 0) -> dict[tuple[str, str], Planted]:
     """Write planted.jsonl (chat traces) and planted.otlp.jsonl (OTLP) under directory.
 
-    Returns (kind, placement) -> the secret. Trace ids are "planted-{kind}-{placement}-{seed}" for
-    chat traces; OTLP traces are told apart by the secret they hold.
+    Returns (kind, placement) -> the secret; trace_id(kind, placement, seed) names its trace.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
