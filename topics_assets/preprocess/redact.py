@@ -580,7 +580,9 @@ _KEEP_KEYS = frozenset({"id", "parent_id", "trace_id", "project", "type", "forma
 
 
 def redact_value(value: Any, extra_patterns: dict[str, str] | None = None) -> tuple[Any, dict[str, int]]:
-    """A JSON value with every string in it redacted (ids, types, roles and times under their keys kept)."""
+    """A JSON value with every string in it redacted (ids, types, roles and times under their keys kept).
+
+    Counts are of distinct strings (a secret re-sent in every LLM call's history counts once)."""
     strings: list[str] = []
 
     def collect(v: Any, key: str | None) -> None:
@@ -595,14 +597,16 @@ def redact_value(value: Any, extra_patterns: dict[str, str] | None = None) -> tu
                 collect(x, key if key != "metadata" else None)
 
     collect(value, None)
-    new, counts = redact_many(strings, extra_patterns)
+    # Agent traces log the same history again with every call: each distinct string is redacted once.
+    unique = list(dict.fromkeys(strings))
+    new, counts = redact_many(unique, extra_patterns)
     if not counts:
         return value, {}
-    it = iter(new)
+    changed = {old: red for old, red in zip(unique, new) if red != old}
 
     def rebuild(v: Any, key: str | None) -> Any:
         if isinstance(v, str):
-            return next(it) if key not in _KEEP_KEYS else v
+            return changed.get(v, v) if key not in _KEEP_KEYS else v
         if isinstance(v, dict):
             return {k: rebuild(x, k) for k, x in v.items()}
         if isinstance(v, list):
