@@ -154,7 +154,6 @@ class _Walk:
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
-        self.cut: list[str] = []  # text left out of the blocks (long system prompts' tails)
         self.n_messages = 0
         self.emitted: Counter[tuple] = Counter()
         self.keys: dict[int, tuple[Message, tuple]] = {}
@@ -305,7 +304,8 @@ def _ordered_spans(spans: list[Span]) -> list[Span]:
 
 
 def conversation(trace: Trace) -> tuple[list[Block], int, list[str]]:
-    """The trace as blocks in conversation order, the count of unique messages, and text cut out."""
+    """The trace as blocks in conversation order, the count of unique messages, and text cut out (none:
+    system prompts are kept whole here and shortened after redaction, in preprocess.core)."""
     walk = _Walk()
     ordered = _ordered_spans(trace.spans)
     for span in ordered:
@@ -321,4 +321,4 @@ def conversation(trace: Trace) -> tuple[list[Block], int, list[str]]:
         for label, value in (("input", root.input), ("output", root.output)):
             if value is not None:
                 walk.add(Block(label, _value_text(value), label))
-    return walk.blocks, walk.n_messages, walk.cut
+    return walk.blocks, walk.n_messages, []
