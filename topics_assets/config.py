@@ -14,15 +14,17 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
-# Bumped when the preprocessor's output changes (2: the outcome-signals header), so every trace is
+# Bumped when the preprocessor's output changes (2: the outcome-signals header; 3: redaction rules as data,
+# decoded JSON strings, redaction before any cut), so every trace is
 # preprocessed again, and faceted again only where its text changed.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
+
 
 class ConfigError(ValueError):
     pass
@@ -140,6 +142,10 @@ class PreprocessSettings(_Settings):
     redact: bool = True
     extra_patterns: dict[str, str] = Field(default_factory=dict, description="Redaction patterns: name -> regex.")
     custom: str | None = Field(default=None, description="A custom preprocessor, 'package.module:function'.")
+    store_raw: Literal["full", "redacted", "none"] = Field(
+        default="redacted", description="What raw_traces.payload and quarantine.snippet keep: 'redacted' (every "
+        "string redacted by the same rules), 'full' (as ingested) or 'none' "
+        "(no quarantine snippet; the payload, which preprocessing reads, redacted).")
 
 
 class ClusterSettings(_Settings):
@@ -383,7 +389,9 @@ class Settings(_Settings):
     # Includes PREPROCESS_VERSION: a release whose preprocessor writes other text redoes every trace.
     def preprocess_hash(self) -> str:
         """Changes whenever a preprocessing setting changes, so traces are preprocessed again."""
-        blob = json.dumps({**self.preprocess.model_dump(), "_version": PREPROCESS_VERSION}, sort_keys=True)
+        # store_raw changes what ingest keeps, not the text: it leaves the hash alone.
+        blob = json.dumps({**self.preprocess.model_dump(exclude={"store_raw"}), "_version": PREPROCESS_VERSION},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def facets_hash(self) -> str:
@@ -418,6 +426,7 @@ ENV_VARS = {
     "TOPICS_EMBEDDING_DEADLINE_S": "embedding.deadline_s",
     "TOPICS_MAX_TOKENS": "preprocess.max_tokens",
     "TOPICS_REDACT": "preprocess.redact",
+    "TOPICS_STORE_RAW": "preprocess.store_raw",
     "TOPICS_PREPROCESSOR": "preprocess.custom",
     "TOPICS_SAMPLE_CAP": "cluster.sample_cap",
     "TOPICS_MIN_CLUSTER_SIZE": "cluster.min_cluster_size",

@@ -51,7 +51,8 @@ def type_name(value: Any) -> str:
 
 
 def snippet_of(text: str) -> str:
-    return text[:SNIPPET_CHARS]
+    # Longer than what quarantine keeps: it is redacted first (preprocess.store_raw), then cut.
+    return text[: SNIPPET_CHARS * 4]
 
 
 def dump(obj: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -11,6 +12,7 @@ from datetime import date, datetime, timezone
 from topics_assets.config import Settings
 from topics_assets.ingest.files import read_file
 from topics_assets.ingest.otlp import SPAN_FORMATS, merge_exports
+from topics_assets.preprocess.redact import redact, redact_value
 from topics_assets.results import StageResult
 from topics_assets.store import Store, TraceKey
 from topics_assets.traces import Quarantined, Trace, sha256_text
@@ -55,11 +57,19 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     # OTLP traces of this batch, by (project, id) (ids are scoped by project), with their file
     span_traces: dict[TraceKey, tuple[Trace, str]] = {}
 
+    store_raw = settings.preprocess.store_raw
+    extra = settings.preprocess.extra_patterns or None
+
     def add_row(trace: Trace, path: str) -> None:
         payload = trace.to_json()
+        if store_raw != "full":
+            # Redaction is deterministic, so the same trace again is still "unchanged" (dedup), and an OTLP
+            # trace merged with its stored (redacted) part hashes as the whole trace ingested at once would.
+            payload = redact_payload(payload, extra)
+        payload_hash = sha256_text(payload)
         rows.append({"trace_id": trace.trace_id, "project": trace.project, "day": trace.day,
                      "started_at": trace.started_at, "format": trace.format, "source": path,
-                     "payload": payload, "payload_hash": sha256_text(payload)})
+                     "payload": payload, "payload_hash": payload_hash})
         days.add(trace.day)
         projects.add(trace.project)
 
@@ -84,7 +94,7 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
         reasons[kind] += 1
         lines.setdefault(str(q.source), {}).setdefault(kind, []).append(q.line)
         quarantined.append({"source": q.source, "line": q.line, "trace_id": q.trace_id, "reason": q.reason,
-                            "snippet": q.snippet[:200]})
+                            "snippet": _snippet(q.snippet, store_raw, extra)})
 
     for path in paths:
         for item in read_file(path, project=project, default_project=settings.default_project, now=now):
@@ -116,3 +126,18 @@ def ingest_paths(*, store: Store, settings: Settings, paths: Iterable[str], proj
     return IngestResult(loaded=counts["loaded"], updated=counts["updated"], unchanged=counts["unchanged"],
                         merged=counts["merged"], quarantined=counts["quarantined"],
                         quarantine_reasons=dict(reasons), quarantine_lines=lines, days=sorted(days), projects=sorted(projects))
+
+
+def redact_payload(payload: str, extra: dict[str, str] | None = None) -> str:
+    """A stored trace (Trace.to_json) with every string value redacted; ids, types, roles and times kept."""
+    value, counts = redact_value(json.loads(payload), extra)
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":")) if counts else payload
+
+
+def _snippet(snippet: str, store_raw: str, extra: dict[str, str] | None) -> str:
+    """What quarantine keeps of a bad record: redacted before it is cut to 200 characters (or nothing)."""
+    if store_raw == "none" or not snippet:
+        return ""
+    if store_raw == "full":
+        return snippet[:200]
+    return redact(snippet, extra)[0][:200]

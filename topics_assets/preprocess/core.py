@@ -20,10 +20,10 @@ from typing import Any
 from topics_assets.config import PreprocessSettings
 from topics_assets.preprocess.cap import fit
 from topics_assets.preprocess.custom import apply_custom, cached_custom
-from topics_assets.preprocess.redact import redact
+from topics_assets.preprocess.redact import count_placeholders, redact, redact_many
 from topics_assets.preprocess.signals import HEADER_LABEL, Outcome, extract, header
 from topics_assets.preprocess.tokens import count_tokens, truncate_to_tokens
-from topics_assets.preprocess.walk import Block, conversation
+from topics_assets.preprocess.walk import SYSTEM_PROMPT_CHARS, Block, conversation, shorten_system
 from topics_assets.traces import Trace, sha256_text
 
 
@@ -33,7 +33,7 @@ class PreprocessedTrace:
 
     text: str
     content_hash: str  # sha256 of text: unchanged text means unchanged facets
-    # The linear (de-duplicated) conversation before anything was shortened, redacted or cut by the cap.
+    # The linear (de-duplicated, redacted) conversation before anything was shortened or cut by the cap.
     tokens_before: int
     tokens_after: int  # tokens in text
     n_spans: int  # spans in the trace, dropped ones included
@@ -47,7 +47,6 @@ class PreprocessedTrace:
 # The whole step
 
 _SEP = "\n\n"
-_SENTINEL = "\x00"  # marks block ends while the joined text is redacted in one pass
 
 
 @lru_cache(maxsize=1024)
@@ -60,39 +59,35 @@ def _count_block(text: str, role: str) -> int:
     return _count_cached(text) if role == "system" and len(text) <= 65_536 else count_tokens(text)
 
 
-def _redact_blocks(
-    pieces: list[str], counts: list[int], settings: PreprocessSettings
-) -> tuple[str, int, dict[str, int]]:
-    """Redact the joined blocks, recounting only the blocks that changed.
+def _redact_bodies(blocks: list[Block], settings: PreprocessSettings) -> tuple[dict[str, int], int]:
+    """Redact every block whole, before anything is shortened or cut: a secret at a cut is never half kept.
 
-    Every block starts with "[" and every piece but the last ends with the
-    separator, where the tokenizer's pre-tokens always end: so the tokens of the
-    joined text are exactly the sum of the pieces' tokens (a property test checks
-    this). A sentinel between pieces, which no built-in rule can match across,
-    lets us split the redacted text back into its pieces. Whenever that cannot
-    hold (a NUL in the trace, a rule that crossed a boundary, a configured
-    pattern that matched), the result is that of redacting the joined text,
-    counted whole.
+    Also returns how many more tokens the changed blocks had before (tokens_before counts the text as it came).
     """
-    extra = settings.extra_patterns or None
-    if not settings.redact:
-        return "".join(pieces), sum(counts), {}
-    if any(_SENTINEL in p for p in pieces):
-        text, redactions = redact("".join(pieces), extra)
-        return text, count_tokens(text), redactions
-    joined, redactions = redact(_SENTINEL.join(pieces), builtin=True)
-    out = joined.split(_SENTINEL) if redactions else pieces
-    if len(out) != len(pieces) or not all(o[:1] == "[" for o in out):  # a rule ate a block boundary
-        text, more = redact(joined.replace(_SENTINEL, ""), extra, builtin=False)
-        return text, count_tokens(text), _merge(redactions, more)
-    if extra:  # configured patterns may span blocks: they see the joined text, as always
-        text, more = redact("".join(out), extra, builtin=False)
-        if more:
-            return text, count_tokens(text), _merge(redactions, more)
-    total = 0
-    for new, old, n in zip(out, pieces, counts):
-        total += n if new is old or new == old else count_tokens(new)
-    return "".join(out), total, redactions
+    if not settings.redact or not blocks:
+        return {}, 0
+    # What was redacted at ingest (preprocess.store_raw) counts too: the placeholders already there.
+    already = count_placeholders([b.body for b in blocks])
+    bodies, redactions = redact_many([b.body for b in blocks], settings.extra_patterns or None)
+    if already:
+        redactions = _merge(redactions, already)
+    extra = 0
+    if redactions:
+        for b, body in zip(blocks, bodies):
+            if body != b.body:
+                extra += count_tokens(b.body) - count_tokens(body)
+                b.body = body
+    return redactions, extra
+
+
+def _shorten_systems(blocks: list[Block]) -> list[str]:
+    """System prompts shortened (after redaction); the tails cut off, for tokens_before."""
+    cut: list[str] = []
+    for b in blocks:
+        if b.role == "system" and len(b.body) > SYSTEM_PROMPT_CHARS:
+            cut.append(b.body[SYSTEM_PROMPT_CHARS:])
+            b.body = shorten_system(b.body)
+    return cut
 
 
 def _merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -114,13 +109,15 @@ def preprocess(
         custom = cached_custom(settings.custom)
     if custom is not None:
         trace = apply_custom(custom, trace, settings.custom or "")
-    blocks, n_messages, cut = conversation(trace)
+    blocks, n_messages, _ = conversation(trace)
     stated = header(outcome)
     if stated:  # errors and an abnormal end lead the text (redacted and capped like any block)
         blocks.insert(0, Block(HEADER_LABEL, stated, HEADER_LABEL))
+    redactions, tokens_redacted = _redact_bodies(blocks, settings)
+    cut = _shorten_systems(blocks)
     # Each block with the separator that follows it: their token counts add up
-    # exactly to the joined text's (see _redact_blocks), one block's token ids
-    # alive at a time however long the trace.
+    # exactly to the joined text's (a property test checks this), one block's
+    # token ids alive at a time however long the trace.
     pieces = [b.text + _SEP for b in blocks]
     if pieces:
         pieces[-1] = pieces[-1][: -len(_SEP)]
@@ -129,34 +126,38 @@ def preprocess(
     tokens_cut = sum(_count_block(c, "system") for c in cut)
 
     truncated = False
-    text, tokens_after, redactions = "", 0, {}
+    text, tokens_after = "", 0
     if tokens_before <= settings.max_tokens:
-        text, tokens_after, redactions = _redact_blocks(pieces, counts, settings)
+        text, tokens_after = "".join(pieces), tokens_before
     del pieces
     budget = settings.max_tokens
     while tokens_before > budget or tokens_after > settings.max_tokens:
         if tokens_before > budget:
             parts, truncated = fit(blocks, counts, budget)
             text = _SEP.join(parts)
-            redactions = {}
-            if settings.redact:
-                text, redactions = redact(text, settings.extra_patterns or None)
             tokens_after = count_tokens(text)
             if tokens_after <= settings.max_tokens:
                 break
-        # Placeholders outgrew what they replaced, or our estimate of a cut
-        # block was low: tighten the budget by the overshoot and fit again.
+        # Our estimate of a cut block was low: tighten the budget by the overshoot and fit again.
         budget = min(budget, tokens_before) - (tokens_after - settings.max_tokens) - 32
         if budget < settings.max_tokens // 2:
             text = truncate_to_tokens(text, settings.max_tokens)
             tokens_after = count_tokens(text)
             truncated = True
             break
+    if settings.redact and settings.extra_patterns:  # configured patterns may span blocks: the joined text too
+        text, more = redact(text, settings.extra_patterns, builtin=False)
+        if more:
+            redactions = _merge(redactions, more)
+            tokens_after = count_tokens(text)
+            if tokens_after > settings.max_tokens:
+                text = truncate_to_tokens(text, settings.max_tokens)
+                tokens_after, truncated = count_tokens(text), True
 
     return PreprocessedTrace(
         text=text,
         content_hash=sha256_text(text),
-        tokens_before=tokens_before + tokens_cut,
+        tokens_before=tokens_before + tokens_cut + tokens_redacted,
         tokens_after=tokens_after,
         n_spans=n_spans,
         n_messages=n_messages,

@@ -45,7 +45,7 @@ class Block:
 _ERROR_TEXT = re.compile(r"\s*(?:error|exception|traceback)\b", re.IGNORECASE)
 
 
-def _shorten_system(text: str) -> str:
+def shorten_system(text: str) -> str:
     if len(text) <= SYSTEM_PROMPT_CHARS:
         return text
     return f"{text[:SYSTEM_PROMPT_CHARS].rstrip()} [... system prompt shortened, {len(text):,} chars in all]"
@@ -154,7 +154,6 @@ class _Walk:
 
     def __init__(self) -> None:
         self.blocks: list[Block] = []
-        self.cut: list[str] = []  # text left out of the blocks (long system prompts' tails)
         self.n_messages = 0
         self.emitted: Counter[tuple] = Counter()
         self.keys: dict[int, tuple[Message, tuple]] = {}
@@ -219,9 +218,8 @@ class _Walk:
                 return  # a tool span already showed this result
         self.n_messages += 1
         if m.role == "system":
-            self.add(Block("system", _shorten_system(content), "system"))
-            if len(content) > SYSTEM_PROMPT_CHARS:
-                self.cut.append(content[SYSTEM_PROMPT_CHARS:])  # counted in tokens_before
+            # Whole: it is redacted before it is shortened (preprocess.core), so no secret is cut in half.
+            self.add(Block("system", content, "system"))
             return
         if m.role == "tool":
             name = m.name or self.call_names.get(m.tool_call_id or "")
@@ -306,7 +304,8 @@ def _ordered_spans(spans: list[Span]) -> list[Span]:
 
 
 def conversation(trace: Trace) -> tuple[list[Block], int, list[str]]:
-    """The trace as blocks in conversation order, the count of unique messages, and text cut out."""
+    """The trace as blocks in conversation order, the count of unique messages, and text cut out (none:
+    system prompts are kept whole here and shortened after redaction, in preprocess.core)."""
     walk = _Walk()
     ordered = _ordered_spans(trace.spans)
     for span in ordered:
@@ -322,4 +321,4 @@ def conversation(trace: Trace) -> tuple[list[Block], int, list[str]]:
         for label, value in (("input", root.input), ("output", root.output)):
             if value is not None:
                 walk.add(Block(label, _value_text(value), label))
-    return walk.blocks, walk.n_messages, walk.cut
+    return walk.blocks, walk.n_messages, []
