@@ -17,7 +17,8 @@ from .common import command, gate_advice, instance_for, known_facet, pass_settin
 @pass_settings
 def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
     """Run one SQL statement on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    trace_outcomes, topic_stats, topic_alerts, quarantine; views trace_topics, topic_daily, topic_summary).
+    trace_outcomes, topic_stats, topic_alerts, topic_hierarchy, topic_curation, quarantine; views trace_topics,
+    topic_daily, topic_summary).
     More than one statement per call is refused. Read-only unless --write."""
     from ..store import QueryError
 
