@@ -32,7 +32,7 @@ def test_rename_and_merge_survive_regeneration_and_the_tree_shows_them(topics, c
 
     keep, other, renamed = (t["topic_id"] for t in topics_now[:3])
     out = topics("rename", renamed, "Where is my parcel")
-    assert out.exit_code == 0 and f"-> 'Where is my parcel'" in out.output
+    assert out.exit_code == 0 and "-> 'Where is my parcel'" in out.output
     out = topics("merge", keep, other)
     assert out.exit_code == 0 and f"{other} merged into {keep}" in out.output
     # Clear errors: an unknown id, a merged one, a facet that cannot be told.
