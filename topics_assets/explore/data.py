@@ -87,10 +87,14 @@ def overview(store: Store, project: str, facet: str, generation: int | None = No
         t["failed"] += int(r.failed)
         t["daily"][pos[r.day]] += int(r.n)
     empty = {"n": 0, "failed": 0, "daily": [0] * len(days)}
+    hierarchy = store.load_hierarchy(project, facet, generation, read_only=True)
+    parents = {r.topic_id: (r.parent_id, r.parent_name) for r in hierarchy.itertuples(index=False)}
     rows = []
     for t in topics.itertuples(index=False):
         c = by_topic.get(t.topic_id, empty)
+        parent_id, parent_name = parents.get(t.topic_id, (None, None))
         rows.append({"topic_id": t.topic_id, "name": t.name, "description": t.description,
+                     "parent_id": parent_id, "parent_name": parent_name,
                      "keywords": jsonable(t.keywords), "size": jsonable(t.size), "n": c["n"],
                      "share": round(c["n"] / total, 4) if total else None, "failed": c["failed"],
                      "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"]})

@@ -143,7 +143,7 @@ async function overviewView(view) {
       on: { click: () => { location.hash = link("/topic/" + encodeURIComponent(t.topic_id)); } } },
     h("td", {}, h("span", { class: "swatch", style: `background:${colour(t.topic_id)}` }),
       h("a", { href: link("/topic/" + encodeURIComponent(t.topic_id)) }, t.name || t.topic_id),
-      h("div", { class: "muted" }, t.topic_id)),
+      h("div", { class: "muted" }, t.topic_id + (t.parent_name ? ` · in ${t.parent_name}` : ""))),
     h("td", { class: "num" }, num(t.n)), h("td", { class: "num" }, pct(t.share)),
     h("td", {}, sparkline(t.daily)),
     h("td", { class: "num" + (t.failure_rate > 0.25 ? " bad" : "") }, pct(t.failure_rate))));
