@@ -128,3 +128,32 @@ def test_rename_and_merge_survive_regeneration(demo):
     assert set(labels.generation) == {2} and other not in set(labels.topic_id)
     assert (labels.topic_id == keep).sum() == int(topics["size"][:2].sum())
     assert other not in set(store.load_hierarchy(PROJECT, "task", 2).topic_id)
+
+
+def test_parent_ids_follow_shared_children_and_new_parents_get_the_next_number():
+    from topics_assets.topics.hierarchy import Parent, PreviousParent, assign_parent_ids
+
+    e = np.eye(4, dtype=np.float32)
+    previous = [PreviousParent("task-p001", frozenset({"task-001", "task-002"}), e[0]),
+                PreviousParent("task-p002", frozenset({"task-003", "task-004"}), e[1])]
+    parents = [Parent(0, ["task-003", "task-004", "task-007"], e[1], 30),  # gained a child: still p002
+               Parent(1, ["task-001", "task-002"], e[0], 20),
+               Parent(2, ["task-008", "task-009"], e[2], 10)]  # nothing like it before
+    assert assign_parent_ids(parents, previous, 3, "task", 0.75) == 2
+    assert [p.parent_id for p in parents] == ["task-p002", "task-p001", "task-p003"]
+    # A parent that only resembles an old one, sharing none of its topics, is new.
+    lone = [Parent(0, ["task-010"], e[0], 5)]
+    assert assign_parent_ids(lone, previous, 4, "task", 0.75) == 0 and lone[0].parent_id == "task-p004"
+
+
+def test_a_merged_topic_takes_the_id_of_a_target_that_nothing_continues():
+    from topics_assets.topics.curation import Curation, apply_to_rows
+
+    cur = Curation(pins={"task-002": "Pinned"}, merges={"task-003": "task-001", "task-004": "task-002"})
+    rows = [{"topic_id": t, "size": s, "name": t, "status": "active"}
+            for t, s in (("task-002", 10), ("task-003", 7), ("task-004", 3))]
+    retired = [{"topic_id": "task-001", "size": 0, "status": "retired"}]
+    active, gone = apply_to_rows(cur, rows, retired)
+    assert [(r["topic_id"], r["status"], r["size"], r["name"]) for r in active] == [
+        ("task-002", "active", 13, "Pinned"), ("task-001", "active", 7, "task-003"), ("task-004", "merged", 3, "task-004")]
+    assert gone == []  # task-001 lives on in the cluster that continued task-003
