@@ -63,8 +63,8 @@ def rename(settings: Settings, topic_id: str, name: str, project: str | None, fa
 @pass_settings
 def merge(settings: Settings, keep: str, other: str, project: str | None, facet: str | None) -> None:
     """Merge topic OTHER into topic KEEP: OTHER's traces are labelled KEEP from now on, in the current map at
-    once and in every later generation (the clusters that continue the two are merged before naming and
-    classification). KEEP keeps its name."""
+    once and in every later generation (the cluster that continues OTHER keeps its centroid but labels its
+    traces as KEEP, before naming and classification; if nothing continues KEEP, it takes KEEP's id)."""
     from ..topics.curation import CurationError, merge_topics
 
     store = store_for(settings)
