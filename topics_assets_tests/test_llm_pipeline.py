@@ -510,6 +510,8 @@ def extractive_answer(body: dict) -> str:
     schema = request_schema(body)
     if body["response_format"]["json_schema"]["name"] == "topic_name":
         return naming_answer(body)
+    if body["response_format"]["json_schema"]["name"] == "topic_parent_name":  # the parents over the topics
+        return json.dumps({"name": "Support requests, grouped", "description": "Several related topics."})
     specs = [FacetSpec(name, "") for name in schema["properties"]]
     answer = ExtractiveFacetEngine(specs).facet(trace_block(body))
     if "task" in answer:  # one sentence, as a summarising model writes: clusters under bag_of_words below
@@ -572,7 +574,9 @@ def test_llm_names_of_a_generated_topic_map_are_unique_and_land(settings, server
     assert (topics.name == "Customer support requests").sum() == 1  # the biggest cluster kept it
     assert topics.name.str.startswith("Requests about").sum() >= 1
     assert topics.description.str.len().min() > 0
-    bodies = chats(server)
+    bodies = [b for b in chats(server) if b["response_format"]["json_schema"]["name"] == "topic_name"]
+    parent_bodies = [b for b in chats(server) if b["response_format"]["json_schema"]["name"] == "topic_parent_name"]
+    assert len(parent_bodies) == meta.get("parent_naming_calls", 0) == meta.get("parents_named_llm", 0)
     assert meta["renamed_duplicates"] == n - 1 and len(bodies) == n + (n - 1) == meta["naming_requests"]
     for body in bodies:  # contrastive: each request shows members and nearby non-members
         prompt = body["messages"][-1]["content"]
@@ -580,7 +584,8 @@ def test_llm_names_of_a_generated_topic_map_are_unique_and_land(settings, server
         others = prompt.split("NEARBY clusters (not in it):\n", 1)[1].split("\nNames already", 1)[0].splitlines()
         assert members and others and not set(members) & set(others)
         assert body["response_format"]["json_schema"]["name"] == "topic_name"
-    assert meta["naming_input_tokens"] == server.usage_reported["prompt_tokens"]
+    assert meta["naming_input_tokens"] + meta.get("parent_naming_input_tokens", 0) == \
+        server.usage_reported["prompt_tokens"]
 
 
 # ----------------------------------------------------------------------------------------------

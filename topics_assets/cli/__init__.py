@@ -14,7 +14,7 @@ import click
 
 from ..config import ConfigError, config_file, load_settings
 from ..disk import disk_full
-from . import classify, cluster, explore, ingest, query, run, serve
+from . import classify, cluster, curate, explore, ingest, query, run, serve
 from .common import CONFIG_FILE
 
 
@@ -58,6 +58,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
       topics sql "SELECT * FROM trace_topics LIMIT 5"
       topics explore                   # the topic explorer in your browser
       topics report --out report.html  # the same views as one file to share
+      topics maps --tree               # parents over the topics
+      topics rename task-003 "Refunds" # a name that survives regeneration (also: topics merge)
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     # No download or weight-loading progress bars from the embedding model's libraries on the user's terminal.
@@ -73,7 +75,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 for _command in (ingest.ingest, ingest.preview, run.run, run.demo, query.status, query.maps, query.trends, query.sql,
-                 cluster.cluster, classify.classify, serve.serve, explore.explore, explore.report):
+                 cluster.cluster, classify.classify, serve.serve, explore.explore, explore.report, curate.rename,
+                 curate.merge):
     cli.add_command(_command)
 
 

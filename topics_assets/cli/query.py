@@ -17,7 +17,8 @@ from .common import command, gate_advice, instance_for, known_facet, pass_settin
 @pass_settings
 def sql(settings: Settings, query: str, fmt: str, limit: int, write: bool) -> None:
     """Run one SQL statement on the store (tables traces, facets, facet_embeddings, topic_maps, classifications,
-    trace_outcomes, topic_stats, topic_alerts, quarantine; views trace_topics, topic_daily, topic_summary).
+    trace_outcomes, topic_stats, topic_alerts, topic_hierarchy, topic_curation, quarantine; views trace_topics,
+    topic_daily, topic_summary).
     More than one statement per call is refused. Read-only unless --write."""
     from ..store import QueryError
 
@@ -110,14 +111,38 @@ def gates_cell(settings: Settings, st) -> str:
 @click.option("--project", default=None)
 @click.option("--facet", default=None)
 @click.option("--top", type=int, default=25, show_default=True, help="Topics shown per map.")
+@click.option("--tree", is_flag=True, help="Show the parents (topic_hierarchy) with their topics indented.")
 @pass_settings
-def maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
+def maps(settings: Settings, project: str | None, facet: str | None, top: int, tree: bool) -> None:
     """Print the current topic maps with their no_match rates, and each topic's failure rate, error rate and
-    cost per trace over the days in topic_stats."""
-    print_maps(settings, project, known_facet(settings, facet), top)
+    cost per trace over the days in topic_stats. With --tree, the parents over the topics, each with its
+    topics indented beneath it."""
+    print_maps(settings, project, known_facet(settings, facet), top, tree)
 
 
-def print_maps(settings: Settings, project: str | None, facet: str | None, top: int) -> None:
+def print_tree(store, project: str, facet: str, generation: int, topics) -> None:
+    """Parents (id, name, size, topic count), biggest first, with their topics indented; a topic without a
+    parent (none: fewer than 4 topics, or a generation made before parents) is listed bare."""
+    hierarchy = store.load_hierarchy(project, facet, generation)
+    by_id = {t.topic_id: t for t in topics.itertuples()}
+    if not len(hierarchy):
+        click.echo(f"  (no parents: {len(topics)} topics; a map of 4 topics or more gets them when it is generated)")
+    groups = [(pid, [by_id[t] for t in rows.topic_id if t in by_id], rows.iloc[0].parent_name)
+              for pid, rows in hierarchy.groupby("parent_id", sort=True)]
+    groups.sort(key=lambda g: (-sum(t.size for t in g[1]), g[0]))
+    for pid, kids, name in groups:
+        click.echo(f"  {pid}  {name}  ({sum(t.size for t in kids)} facets, {len(kids)} topics)")
+        for t in sorted(kids, key=lambda t: (-t.size, t.topic_id)):
+            click.echo(f"      {t.topic_id}  {t.name}  ({t.size})")
+    placed = {t.topic_id for _, kids, _ in groups for t in kids}
+    rest = [t for t in topics.itertuples() if t.topic_id not in placed]
+    if groups and rest:
+        click.echo("  (no parent)")
+    for t in rest:
+        click.echo(f"{'      ' if groups else '  '}{t.topic_id}  {t.name}  ({t.size})")
+
+
+def print_maps(settings: Settings, project: str | None, facet: str | None, top: int, tree: bool = False) -> None:
     from ..topics.stage import gate_status
 
     store = store_for(settings)
@@ -142,6 +167,9 @@ def print_maps(settings: Settings, project: str | None, facet: str | None, top: 
             click.echo(click.style(f"\n{p} / {f}", bold=True) +
                        f"  generation {gen}, {len(topics)} topics from {info['n_sampled']} facets, "
                        f"noise {info['noise_share']:.1%}, no_match rate {rate}, names: {info['naming_engine']}")
+            if tree:
+                print_tree(store, p, f, gen, topics)
+                continue
             figures = store.topic_figures(p, f).set_index("topic_id")
             rows = [(t.topic_id, t.name[:48], t.size, *_figures(figures, t.topic_id),
                      ", ".join(list(t.keywords)[:5])[:60]) for t in topics.head(top).itertuples()]

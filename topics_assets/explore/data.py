@@ -91,10 +91,14 @@ def overview(store: Store, project: str, facet: str, generation: int | None = No
     if days:
         for a in store.topic_alert_kinds(project, facet, days[-1]).itertuples(index=False):
             flags.setdefault(a.topic_id, []).append(a.kind)
+    hierarchy = store.load_hierarchy(project, facet, generation, read_only=True)
+    parents = {r.topic_id: (r.parent_id, r.parent_name) for r in hierarchy.itertuples(index=False)}
     rows = []
     for t in topics.itertuples(index=False):
         c = by_topic.get(t.topic_id, empty)
+        parent_id, parent_name = parents.get(t.topic_id, (None, None))
         rows.append({"topic_id": t.topic_id, "name": t.name, "description": t.description,
+                     "parent_id": parent_id, "parent_name": parent_name,
                      "keywords": jsonable(t.keywords), "size": jsonable(t.size), "n": c["n"],
                      "share": round(c["n"] / total, 4) if total else None, "failed": c["failed"],
                      "failure_rate": round(c["failed"] / c["n"], 4) if c["n"] else None, "daily": c["daily"],
@@ -176,7 +180,27 @@ def topic(store: Store, project: str, facet: str, topic_id: str, generation: int
     traces = store.topic_traces(project, facet, generation, topic_id, limit, start, end)
     return {"project": project, "facet": facet, "generation": generation, "days": ov["days"],
             "topic": {**info, **{k: stats.get(k) for k in ("n", "share", "failed", "failure_rate", "daily")}},
+            "parent": parent(store, project, facet, generation, topic_id, topics),
             "nearest": nearest, "traces": records(traces)}
+
+
+def parent(store: Store, project: str, facet: str, generation: int, topic_id: str,
+           topics: pd.DataFrame | None = None) -> dict | None:
+    """The topic's parent in topic_hierarchy (id, name, description, keywords) and the parent's children
+    (this topic among them), biggest first; None when the generation has no parent for it."""
+    hierarchy = store.load_hierarchy(project, facet, generation, read_only=True)
+    mine = hierarchy[hierarchy.topic_id == topic_id]
+    if not len(mine):
+        return None
+    topics = _topics(store, project, facet, generation) if topics is None else topics
+    names = dict(zip(topics.topic_id, topics.name))
+    sizes = dict(zip(topics.topic_id, topics["size"]))
+    row = mine.iloc[0]
+    kids = hierarchy[hierarchy.parent_id == row.parent_id].topic_id.tolist()
+    kids.sort(key=lambda t: (-int(sizes.get(t) or 0), t))
+    return {"parent_id": row.parent_id, "name": row.parent_name, "description": row.parent_description,
+            "keywords": jsonable(row.parent_keywords),
+            "children": [{"topic_id": t, "name": names.get(t, t), "size": jsonable(sizes.get(t))} for t in kids]}
 
 
 def trace(store: Store, project: str, trace_id: str) -> dict:

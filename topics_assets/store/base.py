@@ -33,6 +33,7 @@ from .schema import (
     tables_required,
     FACET_COLUMNS,
     FAILURE_COLUMNS,
+    HIERARCHY_COLUMNS,
     MIGRATIONS,
     OUTCOME_COLUMNS,
     POINT_COLUMNS,
@@ -533,11 +534,13 @@ class SQLStore:
             return self._latest(c, project, facet)
 
     def load_topics(self, project: str, facet: str, generation: int | None = None, active_only: bool = True,
-                    read_only: bool = False) -> pd.DataFrame:
+                    read_only: bool = False, with_merged: bool = False) -> pd.DataFrame:
+        """A generation's topics, biggest first: the active ones (`with_merged`: and those merged into
+        another, whose centroids still label for it), or every row (`active_only` False)."""
         generation = self.latest_generation(project, facet) if generation is None else generation
         if generation is None:
             return pd.DataFrame(columns=TOPIC_COLUMNS)
-        status = "AND status = 'active'" if active_only else ""
+        status = ("AND status IN ('active', 'merged')" if with_merged else "AND status = 'active'") if active_only else ""
         return self._df(
             f"""SELECT {', '.join(TOPIC_COLUMNS)} FROM topic_maps WHERE project = ? AND facet = ? AND generation = ?
                 {status} ORDER BY size DESC, topic_id""",
@@ -558,12 +561,14 @@ class SQLStore:
         return df.iloc[0].to_dict() if len(df) else {}
 
     def write_generation(self, info: dict[str, Any], topics: list[dict], expected_previous: int | None,
-                         points: pd.DataFrame | None = None) -> None:
+                         points: pd.DataFrame | None = None, hierarchy: list[dict] | None = None) -> None:
         """Land a generation, unless another one landed since `expected_previous` was read; `points`
-        (trace_id, x, y, topic_id, text per sampled facet) land with it, in the same transaction."""
+        (trace_id, x, y, topic_id, text per sampled facet) and `hierarchy` (topic_hierarchy rows) land
+        with it, in the same transaction."""
         import json
 
         tdf = pd.DataFrame(topics, columns=TOPIC_COLUMNS)
+        hdf = pd.DataFrame(hierarchy or [], columns=HIERARCHY_COLUMNS)
         pdf = None
         if points is not None and len(points):
             pdf = _rows(points.assign(project=info["project"], facet=info["facet"],
@@ -588,6 +593,72 @@ class SQLStore:
                 self._stage(c, "pts", pdf, "topic_map_points")
                 self._exec(c, f"""INSERT INTO topic_map_points ({', '.join(POINT_COLUMNS)})
                     SELECT project, facet, generation::INTEGER, trace_id, x::REAL, y::REAL, topic_id, text FROM pts""")
+            if len(hdf):
+                self._stage(c, "th", hdf, "topic_hierarchy")
+                self._exec(c, f"""INSERT INTO topic_hierarchy ({', '.join(HIERARCHY_COLUMNS)})
+                    SELECT project, facet, generation::INTEGER, topic_id, parent_id, parent_name, parent_description,
+                           parent_keywords::TEXT[] FROM th""")
+
+        self._write(body)
+
+    # ----- hierarchy and curation ----------------------------------------------------
+    def load_hierarchy(self, project: str, facet: str, generation: int, read_only: bool = False) -> pd.DataFrame:
+        """A generation's topic_hierarchy rows (one per topic with a parent), by parent then topic."""
+        return self._df(f"""SELECT {', '.join(HIERARCHY_COLUMNS)} FROM topic_hierarchy
+                            WHERE project = ? AND facet = ? AND generation = ? ORDER BY parent_id, topic_id""",
+                        [project, facet, generation], read_only=read_only)
+
+    def next_parent_number(self, project: str, facet: str) -> int:
+        """Parent ids, like topic ids, are never reused."""
+        with self.conn() as c:
+            ids = self._column(c, "SELECT DISTINCT parent_id FROM topic_hierarchy WHERE project = ? AND facet = ?",
+                               [project, facet])
+        numbers = [int(n[1:]) for n in (i.rsplit("-", 1)[-1] for i in ids) if n[1:].isdigit()]
+        return max(numbers, default=0) + 1
+
+    def load_curation(self, project: str, facet: str, read_only: bool = False) -> pd.DataFrame:
+        """The renames and merges made on (project, facet), oldest first."""
+        return self._df("""SELECT topic_id, action, value, generation, created_at::VARCHAR AS created_at
+                           FROM topic_curation WHERE project = ? AND facet = ? ORDER BY created_at, topic_id""",
+                        [project, facet], read_only=read_only)
+
+    def _curate(self, c, project: str, facet: str, topic_id: str, action: str, value: str, generation: int) -> None:
+        self._exec(c, """INSERT INTO topic_curation (project, facet, topic_id, action, value, generation, created_at)
+                         VALUES (?, ?, ?, ?, ?, ?::INTEGER, now())
+                         ON CONFLICT (project, facet, topic_id, action) DO UPDATE SET value = excluded.value,
+                             generation = excluded.generation, created_at = excluded.created_at""",
+                   [project, facet, topic_id, action, value, generation])
+
+    def rename_topic(self, project: str, facet: str, generation: int, topic_id: str, name: str) -> None:
+        """Pin `name` on topic_id (kept by every later generation) and give it to this generation's row now."""
+        def body(c) -> None:
+            self._curate(c, project, facet, topic_id, "rename", name, generation)
+            self._exec(c, "UPDATE topic_maps SET name = ? WHERE project = ? AND facet = ? AND generation = ? "
+                          "AND topic_id = ?", [name, project, facet, generation, topic_id])
+
+        self._write(body)
+
+    def merge_topics(self, project: str, facet: str, generation: int, keep: str, merged: str) -> None:
+        """Record that `merged`'s members are `keep`'s from now on (and those merged into `merged` before),
+        and relabel this generation at once: its topic row becomes status 'merged', its size goes to
+        `keep`, and its labels, map points and place in the hierarchy become `keep`'s."""
+        key = [project, facet, generation]
+
+        def body(c) -> None:
+            self._exec(c, """UPDATE topic_curation SET value = ? WHERE project = ? AND facet = ? AND action = 'merge'
+                             AND value = ?""", [keep, project, facet, merged])
+            self._curate(c, project, facet, merged, "merge", keep, generation)
+            self._exec(c, """UPDATE topic_maps SET size = size + coalesce((SELECT size FROM topic_maps m
+                                 WHERE m.project = ? AND m.facet = ? AND m.generation = ? AND m.topic_id = ?), 0)
+                             WHERE project = ? AND facet = ? AND generation = ? AND topic_id = ?""",
+                       [*key, merged, *key, keep])
+            self._exec(c, """UPDATE topic_maps SET status = 'merged' WHERE project = ? AND facet = ? AND generation = ?
+                             AND topic_id = ?""", [*key, merged])
+            for table in ("classifications", "topic_map_points"):
+                self._exec(c, f"""UPDATE {table} SET topic_id = ? WHERE project = ? AND facet = ? AND generation = ?
+                                  AND topic_id = ?""", [keep, *key, merged])
+            self._exec(c, """DELETE FROM topic_hierarchy WHERE project = ? AND facet = ? AND generation = ?
+                             AND topic_id = ?""", [*key, merged])
 
         self._write(body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 12
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS raw_traces (
@@ -245,6 +245,31 @@ CREATE TABLE IF NOT EXISTS topic_map_points (
     text VARCHAR,                -- the facet text that was embedded
     PRIMARY KEY (project, facet, generation, trace_id)
 );
+-- Parents over each generation's topics: one row per (generation, topic) naming its parent. Parent ids
+-- are kept across generations like topic ids (a parent continues the one that shared most children).
+CREATE TABLE IF NOT EXISTS topic_hierarchy (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    generation INTEGER NOT NULL,
+    topic_id VARCHAR NOT NULL,   -- an active topic of the generation
+    parent_id VARCHAR NOT NULL,  -- e.g. task-p001
+    parent_name VARCHAR,
+    parent_description VARCHAR,
+    parent_keywords TEXT[],
+    PRIMARY KEY (project, facet, generation, topic_id)
+);
+-- What a person decided about topics, re-applied to every later generation through the id matching:
+-- rename pins a topic's name (naming leaves it alone), merge labels topic_id's members as `value`.
+CREATE TABLE IF NOT EXISTS topic_curation (
+    project VARCHAR NOT NULL,
+    facet VARCHAR NOT NULL,
+    topic_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,     -- rename | merge
+    value VARCHAR NOT NULL,      -- the pinned name, or the topic id it is merged into
+    generation INTEGER,          -- the generation it was made on
+    created_at TIMESTAMPTZ,
+    PRIMARY KEY (project, facet, topic_id, action)
+);
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL,    -- one row per migration applied; the store's version is the max
     migrated_at TIMESTAMPTZ
@@ -327,7 +352,8 @@ VIEWS = ("trace_topics",)
 V1_TABLES = ("raw_traces", "quarantine", "traces", "facets", "facet_failures", "facet_embeddings",
              "topic_map_generations", "topic_maps", "classifications")
 TABLES_ADDED = {2: ("schema_version",), 4: ("trace_outcomes",), 6: ("topic_alerts",), 7: ("alert_deliveries",),
-                8: ("topic_stats",), 9: ("work_claims",), 10: ("topic_map_points",)}
+                8: ("topic_stats",), 9: ("work_claims",), 10: ("topic_map_points",),
+                11: ("topic_hierarchy",), 12: ("topic_curation",)}
 
 
 def tables_required(version: int) -> tuple[str, ...]:
@@ -381,6 +407,8 @@ def rebuild(*tables: str) -> list[str]:
 # version 9 adds work_claims, the leases that keep concurrent runs from doing the same work (made by the DDL).
 # version 10 adds topic_map_points (made by the DDL; generations written before it have no points until
 # they are regenerated).
+# version 11 adds topic_hierarchy (made by the DDL; older generations have no parents until regenerated).
+# version 12 adds topic_curation, the renames and merges a person made (made by the DDL).
 MIGRATIONS: dict[int, list[str]] = {
     2: [],
     3: rebuild("raw_traces", "traces", "facets", "facet_failures", "classifications"),
@@ -391,6 +419,8 @@ MIGRATIONS: dict[int, list[str]] = {
     8: [],  # topic_stats and the views topic_daily, topic_summary (all made by the DDL)
     9: [],
     10: [],
+    11: [],
+    12: [],
 }
 
 TRACE_COLUMNS = [
@@ -410,6 +440,8 @@ RAW_COLUMNS = ["trace_id", "project", "day", "started_at", "format", "source", "
 FAILURE_COLUMNS = ["trace_id", "project", "day", "reason", "detail"]
 QUARANTINE_COLUMNS = ["source", "line", "trace_id", "reason", "snippet"]
 CLASSIFICATION_COLUMNS = ["trace_id", "topic_id", "distance", "day"]
+HIERARCHY_COLUMNS = ["project", "facet", "generation", "topic_id", "parent_id", "parent_name", "parent_description",
+                     "parent_keywords"]
 POINT_COLUMNS = ["project", "facet", "generation", "trace_id", "x", "y", "topic_id", "text"]
 ALERT_COLUMNS = [
     "project", "facet", "topic_id", "day", "kind", "generation", "topic_name", "count", "expected", "share",

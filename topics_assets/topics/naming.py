@@ -218,11 +218,28 @@ class Namer(Protocol):
         ...
 
 
+def name_parents(namer: Any, parents: list, topics: list[dict], facet: str) -> dict[str, Any]:
+    """Parents named by `namer` when it can (`name_parents`), else from their keywords."""
+    how = getattr(namer, "name_parents", None)
+    if how is None:
+        from .hierarchy import name_parents_with_keywords
+
+        name_parents_with_keywords(parents)
+        return {}
+    return how(parents, topics, facet)
+
+
 class KeywordNamer:
     engine = "keywords"
 
     def name(self, topics: list[Topic], facet: str) -> dict[str, Any]:
         name_with_keywords(topics)
+        return {}
+
+    def name_parents(self, parents: list, topics: list[dict], facet: str) -> dict[str, Any]:
+        from .hierarchy import name_parents_with_keywords
+
+        name_parents_with_keywords(parents)
         return {}
 
     def landed(self) -> None:
@@ -248,6 +265,16 @@ class LLMNamer:
         usage = self.client.stats_since(before)
         counts.update({f"naming_{k}": usage[k] for k in ("calls", "requests", "retries", "input_tokens",
                                                            "output_tokens", "cost", "cost_unknown")})
+        return counts
+
+    def name_parents(self, parents: list, topics: list[dict], facet: str) -> dict[str, Any]:
+        """Parents from the LLM (one call each, contrasted with the sibling parents), with what it cost."""
+        from .hierarchy import name_parents_with_llm
+
+        before = self.client.stats
+        counts: dict[str, Any] = name_parents_with_llm(parents, topics, facet, self.client, journal=self.journal)
+        usage = self.client.stats_since(before)
+        counts.update({f"parent_naming_{k}": usage[k] for k in ("calls", "input_tokens", "output_tokens", "cost")})
         return counts
 
 

@@ -8,7 +8,7 @@ parts (fit, identity), never in the middle of them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,10 @@ from ..config import Settings
 from ..results import StageResult
 from ..store import GenerationConflict, Store
 from .cluster import Clusterer, Reducer, build_components
+from .curation import Curation, apply_to_rows, labels_as
+from .hierarchy import Parent, assign_parent_ids, build_parents, hierarchy_rows, previous_parents
 from .identity import IdentityAssignment, PreviousMap, assign_ids
-from .naming import KeywordNamer, Namer, make_namer
+from .naming import KeywordNamer, Namer, make_namer, name_parents
 from .topic_map import NO_MATCH, TopicMap, classify_vectors
 
 CONFLICT_RETRIES = 5
@@ -99,6 +101,9 @@ class TopicMapResult(StageResult):
     threshold: float | None = None
     params: dict | None = None
     naming: dict = field(default_factory=dict)  # counts from the namer, flattened into the metadata
+    parents: int | None = None  # topic_hierarchy: parents over the topics (none below 4 topics)
+    parents_matched: int | None = None  # parents that kept a previous generation's id
+    curated: int | None = None  # renames and merges re-applied (topic_curation)
     matched_previous: int | None = None
     retired: int | None = None
     new_topics: int | None = None
@@ -120,7 +125,8 @@ def load_previous_map(store: Store, project: str, facet: str, generation: int | 
     if not generation:
         return None
     info = store.generation_info(project, facet, generation)
-    return PreviousMap.from_rows(generation, info.get("threshold"), store.load_topics(project, facet, generation))
+    return PreviousMap.from_rows(generation, info.get("threshold"),
+                                 store.load_topics(project, facet, generation, with_merged=True))
 
 
 def generate_topic_map(*, store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
@@ -145,7 +151,9 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
         return TopicMapResult(project, facet, generated=False,
                               skipped_reason=f"no clusters found among {len(rows)} facets", gate=gate)
     namer = namer or make_namer(settings, client)
-    naming = namer.name(tm.topics, facet)
+    curation = Curation.load(store, project, facet)
+    naming = (_name_topics(namer, tm, _assign(store, settings, project, facet, tm, vectors, prev_gen), curation, facet)
+              if curation else namer.name(tm.topics, facet))
     info = {"project": project, "facet": facet, "embedding_model": model_id,
             "naming_engine": namer.engine, "n_facets": gate.unique_facets, "n_sampled": len(rows),
             "n_topics": len(tm.topics), "noise_share": tm.noise_share, "threshold": tm.threshold,
@@ -155,19 +163,59 @@ def generate_topic_map(*, store: Store, settings: Settings, project: str, facet:
     # Another process may land a generation while this one fits: then match against that one instead.
     for _attempt in range(CONFLICT_RETRIES):
         ids = _assign(store, settings, project, facet, tm, vectors, prev_gen)
+        active, retired = apply_to_rows(curation, list(ids.topics), list(ids.retired))
+        ids = replace(ids, topics=tuple(active), retired=tuple(retired))
+        points = map_points(rows, tm, ids)
+        points["topic_id"] = labels_as(curation, points.topic_id.tolist(),
+                                       ["merged" if t in curation.merges else "active" for t in points.topic_id])
+        parents, parents_matched, parent_naming = _parents(store, settings, namer, project, facet, prev_gen, ids,
+                                                           points)
         try:
             store.write_generation({**info, "generation": ids.generation}, list(ids.topics + ids.retired),
-                                   expected_previous=prev_gen, points=map_points(rows, tm, ids))
+                                   expected_previous=prev_gen, points=points,
+                                   hierarchy=hierarchy_rows(parents, project, facet, ids.generation))
             break
         except GenerationConflict:
             prev_gen = store.latest_generation(project, facet)
     else:
         raise GenerationConflict(f"{project}/{facet}: other runs kept landing generations; try again")
     getattr(namer, "landed", lambda: None)()  # a namer from before landed() existed has nothing to drop
+    shown = tuple(t for t in ids.topics if t["status"] == "active")
     return TopicMapResult(
-        generated=True, generation=ids.generation, **info, naming=naming, matched_previous=ids.n_matched,
-        retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched, topics=ids.topics,
-        seconds=round(time.monotonic() - t0, 3))
+        generated=True, generation=ids.generation, **info, naming={**naming, **parent_naming},
+        matched_previous=ids.n_matched, retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched,
+        topics=shown, parents=len(parents), parents_matched=parents_matched, curated=len(curation.pins) +
+        len(curation.merges), seconds=round(time.monotonic() - t0, 3))
+
+
+def _name_topics(namer: Namer, tm: TopicMap, ids: IdentityAssignment, curation: Curation, facet: str) -> dict:
+    """Name the fit's topics: those with a pinned name or merged into another get keyword names (the
+    pin replaces the name when the rows are written), the rest whatever `namer` gives."""
+    finals = curation.final_ids([t["topic_id"] for t in ids.topics], [int(t["size"]) for t in ids.topics])
+    free = [status == "active" and fid not in curation.pins for fid, status in finals]
+    named = [t for t, ok in zip(tm.topics, free) if ok]
+    rest = [t for t, ok in zip(tm.topics, free) if not ok]
+    KeywordNamer().name(rest, facet)
+    return {**namer.name(named, facet), "pinned_names": len(rest) - sum(s == "merged" for _, s in finals)}
+
+
+def _parents(store: Store, settings: Settings, namer: Namer, project: str, facet: str, prev_gen: int | None,
+             ids: IdentityAssignment, points: pd.DataFrame) -> tuple[list[Parent], int, dict]:
+    """Parents over the new generation's active topics, with the ids of the previous generation's
+    parents they continue, named by `namer` (or keywords)."""
+    active = [t for t in ids.topics if t["status"] == "active"]
+    parents = build_parents(active, points.topic_id.to_numpy(dtype=object), points.text.tolist(),
+                            settings.cluster.n_keywords)
+    if not parents:
+        return [], 0, {}
+    previous = []
+    if prev_gen:
+        previous = previous_parents(store.load_hierarchy(project, facet, prev_gen),
+                                    store.load_topics(project, facet, prev_gen, with_merged=True))
+    matched = assign_parent_ids(parents, previous, store.next_parent_number(project, facet), facet,
+                                settings.cluster.match_min_similarity)
+    counts = name_parents(namer, parents, active, facet)
+    return parents, matched, counts
 
 
 def map_points(rows: pd.DataFrame, tm: TopicMap, ids: IdentityAssignment) -> pd.DataFrame:
@@ -243,10 +291,13 @@ def load_current_map(store: Store, project: str, facet: str, generation: int | N
     if gen is None:
         return None
     info = store.generation_info(project, facet, gen)
-    topics = store.load_topics(project, facet, gen)
+    topics = store.load_topics(project, facet, gen, with_merged=True)
     table = PreviousMap.from_rows(gen, info["threshold"], topics)
-    return CurrentMap(project, facet, gen, info["embedding_model"], topics.topic_id.to_numpy(dtype=object),
-                      dict(zip(topics.topic_id, topics.name)), table.centroids, table.thresholds)
+    # A merged topic's centroid labels its members as the topic it was merged into.
+    labels = labels_as(Curation.load(store, project, facet), topics.topic_id.tolist(), topics.status.tolist())
+    active = topics[topics.status == "active"]
+    return CurrentMap(project, facet, gen, info["embedding_model"], np.array(labels, dtype=object),
+                      dict(zip(active.topic_id, active.name)), table.centroids, table.thresholds)
 
 
 def classify_days(*, store: Store, settings: Settings, days: list[str], project: str | None = None) -> ClassifyResult:

@@ -49,6 +49,12 @@ def test_endpoints_answer_what_the_store_holds(demo_store):
     assert [n["topic_id"] for n in t["nearest"]] and top["topic_id"] not in [n["topic_id"] for n in t["nearest"]]
     sims = [n["similarity"] for n in t["nearest"]]
     assert sims == sorted(sims, reverse=True)
+    # Its parent (topic_hierarchy) with the parent's children, this topic among them.
+    h = demo_store.load_hierarchy(PROJECT, "task", 1)
+    mine = h[h.topic_id == top["topic_id"]].iloc[0]
+    assert t["parent"]["parent_id"] == mine.parent_id and t["parent"]["name"] == mine.parent_name
+    assert sorted(c["topic_id"] for c in t["parent"]["children"]) == sorted(h.topic_id[h.parent_id == mine.parent_id])
+    assert {r["topic_id"]: r["parent_id"] for r in ov["topics"]} == dict(zip(h.topic_id, h.parent_id))
     tr = c.get("/api/trace", params={"project": PROJECT, "trace_id": t["traces"][0]["trace_id"]}).json()
     assert tr["trace"]["content"] and {f["facet"] for f in tr["facets"]} >= {"task"} and tr["outcome"]["status"]
     # A date range narrows the counts.
