@@ -83,9 +83,12 @@ class Claim:
         if self.held:
             self.store.release_claims(self.kind, self.owner)
 
+    def holders(self) -> str:
+        """Who holds what this claim did not get: 'process 123 on host, ...' ('' when nothing is busy)."""
+        return ", ".join(sorted({describe(o) for o in self.busy.values()}))
+
     def busy_note(self, what: str) -> str | None:
-        """'3 traces skipped: another run is faceting them (process 123 on host)', or None."""
+        """'3 traces skipped: another run is working on them (process 123 on host)', or None."""
         if not self.busy:
             return None
-        owners = sorted({describe(o) for o in self.busy.values()})
-        return f"{len(self.busy)} {what} skipped: another run is working on them ({', '.join(owners)})"
+        return f"{len(self.busy)} {what} skipped: another run is working on them ({self.holders()})"

@@ -25,7 +25,7 @@ from dagster import (
 
 from ..topics.stage import gate_status
 from ..config import Settings
-from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
+from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS, seen_generation_tags
 from .partitions import PROJECTS, day_ranges, first_day, map_key, runnable_days
 from .resources import SETTINGS, STORE, TopicsSettingsResource, TopicsStoreResource
 from .runner import RANGE_END, RANGE_START, register_projects
@@ -90,7 +90,8 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                 if not gate.ready:
                     waiting.append(f"{project}/{facet}: {gate.reason}")
                 elif not in_flight(context.instance, GENERATE_TOPIC_MAPS, str(key)):
-                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate.unique_facets}", partition_key=key))
+                    requests.append(RunRequest(run_key=f"first-map:{key}:{gate.unique_facets}", partition_key=key,
+                                               tags=seen_generation_tags(None)))
         if requests:
             return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
         reason = "; ".join(waiting) if waiting else (
@@ -134,7 +135,8 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                 gate = gate_status(store=store, settings=settings, project=project, facet=facet)
                 key = map_key(project, facet)
                 if gate.ready:
-                    requests.append(RunRequest(run_key=f"regenerate:{key}:{when}", partition_key=key))
+                    requests.append(RunRequest(run_key=f"regenerate:{key}:{when}", partition_key=key,
+                                               tags=seen_generation_tags(store.latest_generation(project, facet))))
                 else:
                     waiting.append(f"{project}/{facet}: {gate.reason}")
         return requests or SkipReason("no map passes the gates: " + ("; ".join(waiting) or "no traces"))
