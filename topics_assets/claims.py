@@ -48,6 +48,11 @@ def describe(owner: str) -> str:
     return f"process {pid} on {host}"
 
 
+def holders(store: Store, kind: str) -> dict[tuple[str, str], str]:
+    """What runs hold now, (project, item) -> 'process 123 on host' (a killed run's claims left out)."""
+    return {k: describe(o) for k, o in store.live_claims(kind).items() if not owner_is_dead(o)}
+
+
 class Claim:
     """Claims `items` ((project, item) pairs) of `kind` on entry; `held` is what this run may do,
     `busy` what another live run is doing ({pair: owner}). Released on exit."""

@@ -12,6 +12,7 @@ from dagster import (
     instance_for_test,
 )
 
+from topics_assets.claims import Claim
 from topics_assets.definitions import build_defs
 from topics_assets.defs.jobs import GENERATE_TOPIC_MAPS, SEEN_GENERATION_TAG
 from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
@@ -62,6 +63,11 @@ def test_gate_sensor_requests_maps_above_the_gates(settings, instance):
     settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10
     defs = build_defs(settings)
     run_days(defs, instance, sorted(DuckDBStore(settings.database_path).days_with_traces()), RunSummary())
+    # A map another process is generating (`topics run` beside `dagster dev`) is not requested again.
+    with Claim(DuckDBStore(settings.database_path), "topic_map", [("shop", "task")]):
+        held = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
+    assert sorted(str(r.partition_key) for r in held.run_requests) == sorted(
+        str(map_key("shop", f)) for f in ("sentiment", "issues"))
     result = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
     keys = sorted(str(r.partition_key) for r in result.run_requests)
     assert keys == sorted(str(map_key("shop", f)) for f in ("task", "sentiment", "issues"))
