@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance, Definitions
 
 from ..results import add_progress, stalled
-from ..topics.stage import gate_status
+from ..topics.stage import UNSEEN, gate_status
 from ..config import Settings
 from ..store import Store
 from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS, seen_generation_tags
@@ -93,11 +93,12 @@ def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summ
 
 
 def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, facet: str, summary: RunSummary,
-                  seen: int | None = None) -> None:
-    """A generation for (project, facet) unless one newer than `seen` lands first, or another run is at it."""
+                  seen: object = UNSEEN) -> None:
+    """A generation for (project, facet) unless another run is at it, or (given `seen`, the newest
+    generation the caller saw, None for none) one newer than `seen` lands first."""
     register_projects(instance, [project])
     _execute(defs, instance, GENERATE_TOPIC_MAPS, summary, partition_key=map_key(project, facet),
-             tags=seen_generation_tags(seen))
+             tags={} if seen is UNSEEN else seen_generation_tags(seen))
     meta = summary.metadata.get("topic_map", {})
     if meta.get("state") == "generated":
         summary.maps_generated.append(f"{project}/{facet}")
