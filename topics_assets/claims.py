@@ -48,6 +48,11 @@ def describe(owner: str) -> str:
     return f"process {pid} on {host}"
 
 
+def holders(store: Store, kind: str) -> dict[tuple[str, str], str]:
+    """What runs hold now, (project, item) -> 'process 123 on host' (a killed run's claims left out)."""
+    return {k: describe(o) for k, o in store.live_claims(kind).items() if not owner_is_dead(o)}
+
+
 class Claim:
     """Claims `items` ((project, item) pairs) of `kind` on entry; `held` is what this run may do,
     `busy` what another live run is doing ({pair: owner}). Released on exit."""
@@ -83,9 +88,12 @@ class Claim:
         if self.held:
             self.store.release_claims(self.kind, self.owner)
 
+    def holders(self) -> str:
+        """Who holds what this claim did not get: 'process 123 on host, ...' ('' when nothing is busy)."""
+        return ", ".join(sorted({describe(o) for o in self.busy.values()}))
+
     def busy_note(self, what: str) -> str | None:
-        """'3 traces skipped: another run is faceting them (process 123 on host)', or None."""
+        """'3 traces skipped: another run is working on them (process 123 on host)', or None."""
         if not self.busy:
             return None
-        owners = sorted({describe(o) for o in self.busy.values()})
-        return f"{len(self.busy)} {what} skipped: another run is working on them ({', '.join(owners)})"
+        return f"{len(self.busy)} {what} skipped: another run is working on them ({self.holders()})"

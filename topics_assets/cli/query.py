@@ -60,6 +60,7 @@ def status(settings: Settings) -> None:
     """Per project and facet: traces ingested and preprocessed, unique facets, the gates, the current
     generation, and the state: accumulating (below the gates), ready, generating, backfilling (labelling
     with a new map), idle."""
+    from ..claims import holders
     from ..defs.automation import in_flight
     from ..defs.jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS
     from ..defs.partitions import map_key
@@ -73,11 +74,12 @@ def status(settings: Settings) -> None:
         return
     instance = instance_for(settings)
     labelling = in_flight(instance, CLASSIFY_DAYS)
+    claimed = holders(store, "topic_map")  # maps a process is generating (a Dagster run or `topics run`)
     rows, notes = [], []
     for p in sorted(ingested):
         pending = bool(store.pending_days(p, settings.preprocess_hash()))
         for facet in settings.text_facet_names:
-            generating = in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
+            generating = (p, facet) in claimed or in_flight(instance, GENERATE_TOPIC_MAPS, str(map_key(p, facet)))
             st = map_state(store=store, settings=settings, project=p, facet=facet, generating=generating,
                            backfilling=labelling or pending)
             n_topics = len(store.load_topics(p, facet, st.generation)) if st.generation else 0

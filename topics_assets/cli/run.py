@@ -24,6 +24,11 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
     click.echo(f"processed {len(summary.days)} day(s); maps generated: {', '.join(summary.maps_generated) or 'none'}")
     for key, reason in summary.maps_skipped.items():
         click.echo(f"  {key}: no map yet ({reason})")
+    for key, reason in summary.maps_busy.items():
+        click.echo(f"  {key}: not generated here: {reason}")
+    if summary.busy:
+        click.echo(f"  skipped for another run: {'; '.join(summary.busy)} (they stay pending; a later run takes "
+                   "them if that run dies first)")
     if summary.maps_skipped:
         from ..topics.stage import gate_status
 

@@ -34,6 +34,7 @@ from ..insight.stage import TopicStatsResult, topic_stats_days
 from ..preprocess.stage import preprocess_days
 from ..store import is_postgres_url
 from ..topics.stage import classify_days, generate_topic_map
+from .jobs import seen_generation
 from .partitions import daily_partitions, map_partitions
 from .resources import TopicsSettingsResource, TopicsStoreResource
 
@@ -141,6 +142,9 @@ def build_assets(settings: Settings) -> list:
 
         def one_day(day: str):
             result = facet_days(store=db, settings=cfg, days=[day], engine=engine)
+            if result.busy_note:
+                context.log.warning(f"{day}: {result.busy_note}; they stay pending (a later run takes them if "
+                                    "that run dies first)")
             if result.failed:
                 context.log.warning(f"{day}: {result.failed} traces failed faceting: {result.failures_by_reason}; "
                                     "they are retried on the next run")
@@ -165,11 +169,12 @@ def build_assets(settings: Settings) -> list:
         t0 = time.monotonic()
         key = context.partition_key.keys_by_dimension
         result = generate_topic_map(store=store.get_store(), settings=settings.get_settings(),
-                                    project=key["project"], facet=key["facet"])
+                                    project=key["project"], facet=key["facet"],
+                                    seen_generation=seen_generation(context.run.tags))
         if not result.generated:
-            context.log.info(f"no new generation: {result.skipped_reason}")
+            (context.log.warning if result.busy else context.log.info)(f"no new generation: {result.skipped_reason}")
             return MaterializeResult(metadata=_metadata(
-                {"state": "accumulating", "skipped_reason": result.skipped_reason,
+                {"state": "busy" if result.busy else "accumulating", "skipped_reason": result.skipped_reason,
                  "traces": result.gate.traces, "unique_facets": result.gate.unique_facets}, t0))
         stats = result.to_metadata()
         topics = stats.pop("topics")

@@ -10,6 +10,23 @@ from .partitions import daily_partitions, map_partitions
 PROCESS_DAYS = "process_days"
 GENERATE_TOPIC_MAPS = "generate_topic_maps"
 CLASSIFY_DAYS = "classify_days"
+# On a generate_topic_maps run: the newest generation its requester saw ("none" before the first). The
+# run skips the map when a newer one landed meanwhile (another process generated it).
+SEEN_GENERATION_TAG = "topics/seen_generation"
+
+
+def seen_generation_tags(generation: int | None) -> dict[str, str]:
+    return {SEEN_GENERATION_TAG: "none" if generation is None else str(generation)}
+
+
+def seen_generation(tags) -> object:
+    """The generation a run's tags say its requester saw: an int, None (no map then), or UNSEEN (no tag)."""
+    from ..topics.stage import UNSEEN
+
+    value = tags.get(SEEN_GENERATION_TAG)
+    if value is None:
+        return UNSEEN
+    return None if value == "none" else int(value)
 
 
 def build_jobs(settings: Settings) -> list:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance, Definitions
 
 from ..results import add_progress, stalled
-from ..topics.stage import gate_status
+from ..topics.stage import UNSEEN, gate_status
 from ..config import Settings
 from ..store import Store
-from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS
+from .jobs import CLASSIFY_DAYS, GENERATE_TOPIC_MAPS, PROCESS_DAYS, seen_generation_tags
 from .partitions import day_ranges, map_key, register_projects, runnable_days
 from .resources import SETTINGS, STORE
 
@@ -32,6 +32,8 @@ class RunSummary:
     days: list[str] = field(default_factory=list)
     maps_generated: list[str] = field(default_factory=list)
     maps_skipped: dict[str, str] = field(default_factory=dict)
+    maps_busy: dict[str, str] = field(default_factory=dict)  # "project/facet" -> why another run has it
+    busy: list[str] = field(default_factory=list)  # "facets 2026-11-02: 12 traces skipped: another run ..."
     metadata: dict[str, dict] = field(default_factory=dict)  # asset -> last metadata
     progress: dict[str, dict] = field(default_factory=dict)  # asset -> its `progress` summed over the run
 
@@ -58,6 +60,8 @@ def _execute(defs: Definitions, instance: DagsterInstance, job_name: str, summar
         m = mat.materialization
         asset = m.asset_key.to_user_string()
         summary.metadata[asset] = {k: v.value for k, v in m.metadata.items()}
+        if summary.metadata[asset].get("busy_note"):
+            summary.busy.append(f"{asset} {m.partition}: {summary.metadata[asset]['busy_note']}")
         if isinstance(summary.metadata[asset].get("progress"), dict):
             summary.progress[asset] = add_progress(summary.progress.get(asset), summary.metadata[asset]["progress"])
 
@@ -81,12 +85,18 @@ def run_days(defs: Definitions, instance: DagsterInstance, days: list[str], summ
     summary.days = sorted(set(summary.days) | set(days))
 
 
-def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, facet: str, summary: RunSummary) -> None:
+def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, facet: str, summary: RunSummary,
+                  seen: object = UNSEEN) -> None:
+    """A generation for (project, facet) unless another run is at it, or (given `seen`, the newest
+    generation the caller saw, None for none) one newer than `seen` lands first."""
     register_projects(instance, [project])
-    _execute(defs, instance, GENERATE_TOPIC_MAPS, summary, partition_key=map_key(project, facet))
+    _execute(defs, instance, GENERATE_TOPIC_MAPS, summary, partition_key=map_key(project, facet),
+             tags={} if seen is UNSEEN else seen_generation_tags(seen))
     meta = summary.metadata.get("topic_map", {})
     if meta.get("state") == "generated":
         summary.maps_generated.append(f"{project}/{facet}")
+    elif meta.get("state") == "busy":
+        summary.maps_busy[f"{project}/{facet}"] = meta.get("skipped_reason", "another run has it")
     else:
         summary.maps_skipped[f"{project}/{facet}"] = meta.get("skipped_reason", "unknown")
 
@@ -131,10 +141,13 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
         run_days(defs, instance, days, summary)
     else:
         say("no new or changed traces")
+    for note in summary.busy:
+        say(f"{note}; they stay pending for a later run")
     fresh_maps = False
     for p in projects:
         for facet in settings.text_facet_names:
-            has_map = store.latest_generation(p, facet) is not None
+            seen = store.latest_generation(p, facet)
+            has_map = seen is not None
             if has_map and not regenerate:
                 continue
             gate = gate_status(store=store, settings=settings, project=p, facet=facet)
@@ -143,8 +156,11 @@ def run_pending(defs: Definitions, instance: DagsterInstance, store: Store | Non
                 say(f"topic map {p}/{facet}: waiting ({gate.reason})")
                 continue
             say(f"topic map {p}/{facet}: generating from {gate.unique_facets} unique facets")
-            run_topic_map(defs, instance, p, facet, summary)
-            fresh_maps = True
+            run_topic_map(defs, instance, p, facet, summary, seen=seen)
+            if f"{p}/{facet}" in summary.maps_busy:
+                say(f"topic map {p}/{facet}: {summary.maps_busy[f'{p}/{facet}']}")
+            else:
+                fresh_maps = True
     if fresh_maps:
         say("classifying every day with the new maps")
         run_days(defs, instance, all_days, summary, job_name=CLASSIFY_DAYS)

@@ -1,7 +1,10 @@
 """The facet stage: facet every trace of some days whose content, facet definitions or model changed.
 
 Every trace ends faceted, or failed with its reason (recorded in facet_failures and retried on
-the next run); LLM answers are journaled as they arrive, so a killed run never pays twice.
+the next run); LLM answers are journaled as they arrive, so a killed run never pays twice. A run
+claims the traces it facets (claims.Claim), so two runs at once never pay for one trace twice:
+the traces another live run holds are skipped here and counted (`busy`); they stay pending, so a
+later run takes them if that run dies before faceting them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from ..claims import Claim
 from ..config import Settings
 from ..results import StageResult
 from ..store import Store, TraceKey, now_utc
@@ -40,6 +44,8 @@ class FacetResult(StageResult):
     model: str
     seconds: float
     llm: dict[str, Any] | None = None  # the LLM client's counters for this run (calls, tokens, cost, ...)
+    busy: int = 0  # traces skipped because another live run holds them (it facets them)
+    busy_note: str | None = None  # who holds them, when busy
 
     def to_metadata(self) -> dict[str, Any]:
         meta = super().to_metadata()
@@ -57,14 +63,31 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     traces = store.ok_traces_for_days(days)
     fhash = settings.facets_hash()
     wanted = set(settings.facet_names)
-    current: dict[TraceKey, set[str]] = {}  # what each (project, trace_id) was faceted from
-    for r in store.facets_for_days(days).itertuples(index=False):
-        done = current.setdefault((r.project, r.trace_id), set())
-        if r.facets_hash == fhash and r.model == engine.model:
-            done.add(f"{r.facet}\0{r.content_hash}")
-    todo = [t for t in traces.itertuples(index=False)
-            if {f"{f}\0{t.content_hash}" for f in wanted} - current.get((t.project, t.trace_id), set())]
 
+    def to_do() -> list:
+        current: dict[TraceKey, set[str]] = {}  # what each (project, trace_id) was faceted from
+        for r in store.facets_for_days(days).itertuples(index=False):
+            done = current.setdefault((r.project, r.trace_id), set())
+            if r.facets_hash == fhash and r.model == engine.model:
+                done.add(f"{r.facet}\0{r.content_hash}")
+        return [t for t in traces.itertuples(index=False)
+                if {f"{f}\0{t.content_hash}" for f in wanted} - current.get((t.project, t.trace_id), set())]
+
+    todo = to_do()
+    # Claim what is to do, then look again: a run that held some of it may have written them and let
+    # go between the first look and the claim (without the second look they would be paid twice).
+    with Claim(store, "facet", [(t.project, t.trace_id) for t in todo]) as claim:
+        if todo:
+            todo = [t for t in to_do() if (t.project, t.trace_id) in claim.held]
+        result = _facet(store, settings, days, engine, traces, todo, fhash, flush_every)
+    note = claim.busy_note("traces")
+    return dataclasses.replace(result, cache_hits=result.cache_hits - len(claim.busy), busy=len(claim.busy),
+                               busy_note=note, seconds=round(time.monotonic() - t0, 3))
+
+
+def _facet(store: Store, settings: Settings, days: list[str], engine: FacetEngine, traces, todo: list, fhash: str,
+           flush_every: int) -> FacetResult:
+    """Facet `todo` (these days' traces this run holds) and write the answers; the rest of `traces` is kept."""
     live = list(zip(traces.project, traces.trace_id))
     rows: list[dict] = []
     failures: list[dict] = []
@@ -132,5 +155,5 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     return FacetResult(
         traces=len(traces), faceted=counts["faceted"], cache_hits=len(traces) - len(todo),
         journal_hits=counts["journal_hits"], failed=counts["failed"], failures_by_reason=dict(reasons),
-        engine=engine.engine, model=engine.model, seconds=round(time.monotonic() - t0, 3),
+        engine=engine.engine, model=engine.model, seconds=0.0,
         llm=client.stats_since(before) if client is not None else None)

@@ -760,6 +760,12 @@ class SQLStore:
     def release_claims(self, kind: str, owner: str) -> None:
         self._write(lambda c: self._exec(c, "DELETE FROM work_claims WHERE kind = ? AND owner = ?", [kind, owner]))
 
+    def live_claims(self, kind: str) -> dict[tuple[str, str], str]:
+        """The (project, item) pairs of `kind` held now (not lapsed), with their owner."""
+        df = self._df("SELECT project, item, owner FROM work_claims WHERE kind = ? AND expires_at >= ?::TIMESTAMPTZ",
+                      [kind, now_utc()])
+        return {(p, i): o for p, i, o in df.itertuples(index=False)}
+
     # ----- classifications ---------------------------------------------------------
     def write_classifications(self, project: str, facet: str, generation: int, days: list[str], df: pd.DataFrame) -> None:
         """Replace this generation's labels for these days (re-running a partition never duplicates)."""

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..claims import Claim
 from ..config import Settings
 from ..results import StageResult
 from ..store import GenerationConflict, Store
@@ -84,12 +85,14 @@ def map_state(*, store: Store, settings: Settings, project: str, facet: str, gen
 
 @dataclass(frozen=True)
 class TopicMapResult(StageResult):
-    """A new generation, or why there is none (`generated` False, `skipped_reason`, the gate counts)."""
+    """A new generation, or why there is none (`generated` False, `skipped_reason`, the gate counts;
+    `busy` when another run is generating it, or landed one since the caller looked)."""
 
     project: str
     facet: str
     generated: bool
     skipped_reason: str | None = None
+    busy: bool | None = None  # True when skipped for another run
     gate: GateStatus | None = None  # reported when skipped
     generation: int | None = None
     embedding_model: str | None = None
@@ -129,18 +132,43 @@ def load_previous_map(store: Store, project: str, facet: str, generation: int | 
                                  store.load_topics(project, facet, generation, with_merged=True))
 
 
+UNSEEN = object()  # generate_topic_map's `seen_generation` when the caller did not say
+
+
 def generate_topic_map(*, store: Store, settings: Settings, project: str, facet: str, embedder_id: str | None = None,
                        client: Any = None, force: bool = False, namer: Namer | None = None,
-                       reducer: Reducer | None = None, clusterer: Clusterer | None = None) -> TopicMapResult:
+                       reducer: Reducer | None = None, clusterer: Clusterer | None = None,
+                       seen_generation: Any = UNSEEN) -> TopicMapResult:
     """Fit a new generation for (project, facet), reusing the ids of the clusters it continues.
 
-    `namer`, `reducer` and `clusterer` default to those built from settings (`client` serves the LLM namer)."""
-    from ..embed import embedding_model_id
-
+    `namer`, `reducer` and `clusterer` default to those built from settings (`client` serves the LLM namer).
+    One generation at a time per (project, facet), whichever process asks: the map is claimed for the
+    whole fit, so a second caller skips it (`busy`, saying who holds it) instead of fitting and naming
+    it again. `seen_generation` is the newest generation the caller saw when it decided a map was due
+    (None: there was none); if a newer one landed since (another run generated it), this one skips too."""
     t0 = time.monotonic()
     gate = gate_status(store=store, settings=settings, project=project, facet=facet)
     if not gate.ready and not force:
         return TopicMapResult(project, facet, generated=False, skipped_reason=gate.reason, gate=gate)
+    with Claim(store, "topic_map", [(project, facet)]) as claim:
+        if claim.busy:
+            return TopicMapResult(project, facet, generated=False, busy=True, gate=gate,
+                                  skipped_reason=f"another run is generating this map ({claim.holders()}); "
+                                                 "skipped here")
+        latest = store.latest_generation(project, facet)
+        if seen_generation is not UNSEEN and (latest or 0) > (seen_generation or 0):
+            return TopicMapResult(project, facet, generated=False, busy=True, gate=gate,
+                                  skipped_reason=f"generation {latest} landed since this run was asked for "
+                                                 f"(generation {seen_generation or 'none'} then): another run "
+                                                 "generated it; skipped here")
+        return _generate(store, settings, project, facet, gate, t0, embedder_id, client, namer, reducer, clusterer)
+
+
+def _generate(store: Store, settings: Settings, project: str, facet: str, gate: GateStatus, t0: float,
+              embedder_id: str | None, client: Any, namer: Namer | None, reducer: Reducer | None,
+              clusterer: Clusterer | None) -> TopicMapResult:
+    from ..embed import embedding_model_id
+
     cs = settings.cluster
     model_id = embedder_id or embedding_model_id(settings.embedding)
     prev_gen = store.latest_generation(project, facet)

@@ -12,7 +12,9 @@ from dagster import (
     instance_for_test,
 )
 
+from topics_assets.claims import Claim
 from topics_assets.definitions import build_defs
+from topics_assets.defs.jobs import GENERATE_TOPIC_MAPS, SEEN_GENERATION_TAG
 from topics_assets.defs.partitions import PROJECTS, day_ranges, map_key
 from topics_assets.defs.resources import build_resources
 from topics_assets.defs.runner import RANGE_END, RANGE_START, RunSummary, run_days, run_pending, run_topic_map
@@ -61,15 +63,29 @@ def test_gate_sensor_requests_maps_above_the_gates(settings, instance):
     settings.gates.min_traces, settings.gates.min_unique_facets = 100, 10
     defs = build_defs(settings)
     run_days(defs, instance, sorted(DuckDBStore(settings.database_path).days_with_traces()), RunSummary())
+    # A map another process is generating (`topics run` beside `dagster dev`) is not requested again.
+    with Claim(DuckDBStore(settings.database_path), "topic_map", [("shop", "task")]):
+        held = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
+    assert sorted(str(r.partition_key) for r in held.run_requests) == sorted(
+        str(map_key("shop", f)) for f in ("sentiment", "issues"))
     result = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
     keys = sorted(str(r.partition_key) for r in result.run_requests)
     assert keys == sorted(str(map_key("shop", f)) for f in ("task", "sentiment", "issues"))
+    assert all(r.tags[SEEN_GENERATION_TAG] == "none" for r in result.run_requests)  # it saw no map
     # Once a map exists, the sensor leaves regeneration to the schedule.
     instance.add_dynamic_partitions(PROJECTS.name, ["shop"])
     for facet in ("task", "sentiment", "issues"):
         run_topic_map(defs, instance, "shop", facet, RunSummary())
     again = _evaluate(_sensor(defs, "topic_map_gates"), instance, settings)
     assert not again.run_requests and "every (project, facet) has a topic map" in again.skip_reason.skip_message
+    # A run the sensor requested before another process (`topics run` beside `dagster dev`) made the map
+    # starts after it landed: it generates nothing (no second fit, no second set of names) and says why.
+    late = next(r for r in result.run_requests if r.partition_key == map_key("shop", "task"))
+    run = defs.resolve_job_def(GENERATE_TOPIC_MAPS).execute_in_process(
+        instance=instance, partition_key=late.partition_key, tags=late.tags)
+    meta = {k: v.value for k, v in run.get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert meta["state"] == "busy" and "generation 1 landed since this run was asked for" in meta["skipped_reason"]
+    assert DuckDBStore(settings.database_path).latest_generation("shop", "task") == 1
 
 
 def test_new_traces_sensor_requests_pending_days_then_skips(settings, instance):
@@ -144,6 +160,7 @@ def test_schedule_regenerates_ready_maps_and_backfill_follows(settings, instance
     assert sorted(str(r.partition_key) for r in requests) == sorted(
         str(map_key("shop", f)) for f in ("task", "sentiment", "issues"))
     assert all(r.run_key.endswith("2026-11-25T03:00") for r in requests)
+    assert all(r.tags[SEEN_GENERATION_TAG] == "none" for r in requests)  # what it saw: no map yet
 
     # A new generation lands -> the backfill sensor re-labels the recent window with it.
     instance.add_dynamic_partitions(PROJECTS.name, ["shop"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 
-from topics_assets.claims import HOST, Claim, owner_is_dead
+from topics_assets.claims import HOST, Claim, holders, owner_is_dead
 from topics_assets.store import open_store
 
 PAIRS = [("p", f"t{i}") for i in range(20)]
@@ -21,6 +22,8 @@ def test_a_claim_excludes_others_until_released(store):
             assert "12 traces skipped: another run is working on them" in second.busy_note("traces")
         with Claim(store, "topic_map", [("p", "t0")]) as other_kind:
             assert other_kind.held == {("p", "t0")}
+            assert holders(store, "topic_map") == {("p", "t0"): f"process {os.getpid()} on {HOST}"}
+        assert set(holders(store, "facet")) == set(PAIRS[:12]) and not holders(store, "topic_map")
     with Claim(store, "facet", PAIRS) as third:
         assert third.held == set(PAIRS)
     assert store.query_df("SELECT count(*) n FROM work_claims").n[0] == 0

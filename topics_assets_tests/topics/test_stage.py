@@ -1,5 +1,9 @@
 """The topic-map stage on a real DuckDB store, with injected components so no UMAP runs."""
 
+import json
+import os
+import time
+
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
@@ -93,3 +97,79 @@ def test_each_generation_lands_its_sample_on_the_2d_map(tmp_path):
     assert min(gaps) > 3 * spread, (centres, spread)
     assert len(store.map_points("p", "task", second.generation)) == 120
     assert store.map_points("p", "task", 1, start="2030-01-01").empty
+
+
+class ServerNamer:
+    """Names each topic with one chat call to the loopback server (plain HTTP: the child processes need
+    no LLM stack), so the server counts the naming calls a generation paid for."""
+
+    engine = "llm:test-model"
+
+    def __init__(self, api_base: str):
+        self.api_base = api_base
+
+    def name(self, topics, facet: str) -> dict:
+        import urllib.request
+
+        for t in topics:
+            body = json.dumps({"model": "test-model", "messages": [{"role": "user", "content": ", ".join(t.keywords)}]})
+            req = urllib.request.Request(f"{self.api_base}/chat/completions", body.encode(),
+                                         {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                answer = json.loads(json.loads(resp.read())["choices"][0]["message"]["content"])
+            t.name, t.description = answer["name"], answer["description"]
+        return {"named": len(topics)}
+
+    def landed(self) -> None:
+        pass
+
+
+def _naming_answer(body: dict) -> str:
+    return json.dumps({"name": f"Topic {body['messages'][-1]['content'][:30]}", "description": "A cluster."})
+
+
+def _fit_in_a_process(path: str, api_base: str, go, results) -> None:
+    """A child process's own store, fitting the map once `go` is set."""
+    settings, store = Settings(home=os.path.dirname(path), database=path), DuckDBStore(path)
+    go.wait(120)
+    try:
+        r = fit(store, settings, namer=ServerNamer(api_base))
+        results.put((os.getpid(), r.generated, getattr(r, "busy", None), r.skipped_reason, r.generation))
+    except BaseException as e:  # noqa: BLE001 - the test reports it
+        results.put((os.getpid(), repr(e), None, None, None))
+
+
+def test_two_processes_fitting_one_map_at_once_make_one_generation(tmp_path):
+    """The second caller, while the first is naming, skips the map and says who has it: one generation,
+    one set of naming calls. Once it landed, a caller that saw no map when it decided skips too."""
+    import multiprocessing
+
+    from topics_assets.testing.llm_server import FakeLLMServer
+
+    store, settings = seeded_store(tmp_path)
+    ctx = multiprocessing.get_context("spawn")  # a fork of this process can inherit a BLAS pool mid-use
+    results, go_first, go_second = ctx.Queue(), ctx.Event(), ctx.Event()
+    with FakeLLMServer(chat_handler=_naming_answer, latency_s=0.5) as server:
+        first, second = (ctx.Process(target=_fit_in_a_process, args=(settings.database_path, server.url, go, results))
+                         for go in (go_first, go_second))
+        first.start(), second.start()
+        go_first.set()
+        deadline = time.monotonic() + 120
+        while not server.requests_to("/chat/completions") and time.monotonic() < deadline and first.is_alive():
+            time.sleep(0.01)
+        assert first.is_alive(), "the first fit ended before it named anything"
+        go_second.set()  # while the first is naming its topics
+        got = {pid: rest for pid, *rest in (results.get(timeout=60) for _ in range(2))}
+        first.join(10), second.join(10)
+        naming_calls = len(server.requests_to("/chat/completions"))
+    assert got[first.pid][:2] == [True, None] and got[first.pid][3] == 1, got
+    generated, busy, reason, _ = got[second.pid]
+    assert not generated and busy
+    assert reason.startswith(f"another run is generating this map (process {first.pid} on "), reason
+    assert store.query_df("SELECT count(*) n FROM topic_map_generations").n[0] == 1
+    assert naming_calls == 3  # one per topic, asked once
+    assert store.query_df("SELECT count(*) n FROM work_claims").n[0] == 0  # released when the map landed
+
+    late = fit(store, settings, namer=KeywordNamer(), seen_generation=None)
+    assert not late.generated and late.busy and "generation 1 landed since this run was asked for" in late.skipped_reason
+    assert fit(store, settings, namer=KeywordNamer(), seen_generation=1).generation == 2
