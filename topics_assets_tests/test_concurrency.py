@@ -14,7 +14,9 @@ N = 150
 
 
 def _is_naming(body: dict) -> bool:
-    return ((body.get("response_format") or {}).get("json_schema") or {}).get("name") == "topic_name"
+    """A request naming a topic or a parent over topics (the rest are facet requests)."""
+    return ((body.get("response_format") or {}).get("json_schema") or {}).get("name") in ("topic_name",
+                                                                                          "topic_parent_name")
 
 
 def _answer(body: dict) -> str:
