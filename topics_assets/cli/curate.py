@@ -34,6 +34,18 @@ def _scope(settings: Settings, store, project: str | None, facet: str | None, to
     return project, facet
 
 
+def _curate(settings: Settings, project: str | None, facet: str | None, scope_id: str, action, **kwargs):
+    """(project, facet, result) of a curation action on the scope of topic `scope_id`; its refusal as a CLI error."""
+    from ..topics.curation import CurationError
+
+    store = store_for(settings)
+    project, facet = _scope(settings, store, project, facet, scope_id)
+    try:
+        return project, facet, action(store=store, project=project, facet=facet, **kwargs)
+    except CurationError as e:
+        raise click.ClickException(str(e)) from e
+
+
 @click.command()
 @click.argument("topic_id")
 @click.argument("name")
@@ -43,14 +55,9 @@ def _scope(settings: Settings, store, project: str | None, facet: str | None, to
 def rename(settings: Settings, topic_id: str, name: str, project: str | None, facet: str | None) -> None:
     """Pin NAME on topic TOPIC_ID: shown at once, and kept by every later generation of the map (LLM or
     keyword naming leaves that topic alone). Renaming again replaces the pin."""
-    from ..topics.curation import CurationError, rename_topic
+    from ..topics.curation import rename_topic
 
-    store = store_for(settings)
-    project, facet = _scope(settings, store, project, facet, topic_id)
-    try:
-        r = rename_topic(store=store, project=project, facet=facet, topic_id=topic_id, name=name)
-    except CurationError as e:
-        raise click.ClickException(str(e)) from e
+    project, facet, r = _curate(settings, project, facet, topic_id, rename_topic, topic_id=topic_id, name=name)
     click.echo(f"{project}/{facet} {topic_id}: {r['old_name']!r} -> {r['name']!r} (generation {r['generation']} "
                f"and every later one)")
 
@@ -65,13 +72,8 @@ def merge(settings: Settings, keep: str, other: str, project: str | None, facet:
     """Merge topic OTHER into topic KEEP: OTHER's traces are labelled KEEP from now on, in the current map at
     once and in every later generation (the cluster that continues OTHER keeps its centroid but labels its
     traces as KEEP, before naming and classification; if nothing continues KEEP, it takes KEEP's id)."""
-    from ..topics.curation import CurationError, merge_topics
+    from ..topics.curation import merge_topics
 
-    store = store_for(settings)
-    project, facet = _scope(settings, store, project, facet, keep)
-    try:
-        r = merge_topics(store=store, project=project, facet=facet, keep=keep, other=other)
-    except CurationError as e:
-        raise click.ClickException(str(e)) from e
+    project, facet, r = _curate(settings, project, facet, keep, merge_topics, keep=keep, other=other)
     click.echo(f"{project}/{facet}: {other} merged into {keep} ({r['size']} facets in the sample; generation "
                f"{r['generation']} and every later one)")
