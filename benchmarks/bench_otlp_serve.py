@@ -69,8 +69,10 @@ def start_server(home: str, port: int, env_extra: dict) -> subprocess.Popen:
 
 
 def client(idx: int, endpoint: str, rate: float, seconds: float, compression: str, batch: int,
-           out: mp.Queue) -> None:
+           out: mp.Queue, nice: int = 0) -> None:
     """One application process: emit traces at `rate` spans/s for `seconds`, then flush."""
+    if nice:
+        os.nice(nice)  # the applications yield the CPU to the server, as on a host where it has its own core
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -167,7 +169,8 @@ def run_phase(args, env_extra: dict, seconds: float) -> dict:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=client, args=(i, f"{base}/v1/traces", args.rate / args.clients, seconds,
-                                              args.compression, args.batch, out)) for i in range(args.clients)]
+                                              args.compression, args.batch, out, args.client_nice))
+             for i in range(args.clients)]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
@@ -215,10 +218,13 @@ def main() -> None:
     ap.add_argument("--compression", choices=["none", "gzip"], default="none")
     ap.add_argument("--full-spool-mb", type=int, default=16, help="spool limit of the backpressure phase")
     ap.add_argument("--skip-full", action="store_true")
+    ap.add_argument("--client-nice", type=int, default=0,
+                    help="run the client processes at this nice level (10: the server is never queued behind "
+                         "them, which shows the server's own latency on a machine the clients saturate)")
     ap.add_argument("--batch", type=int, default=512, help="BatchSpanProcessor max_export_batch_size (SDK default)")
     args = ap.parse_args()
     out = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()},
-           "clients": args.clients, "compression": args.compression, "batch": args.batch,
+           "clients": args.clients, "client_nice": args.client_nice, "compression": args.compression, "batch": args.batch,
            "sustained": run_phase(args, {}, args.seconds)}
     if not args.skip_full:
         limit = args.full_spool_mb << 20

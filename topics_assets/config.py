@@ -151,7 +151,8 @@ class PreprocessSettings(_Settings):
 class ClusterSettings(_Settings):
     sample_cap: int = 50_000
     min_cluster_size: int | None = Field(default=None, description="None = derived from the sample size.")
-    n_neighbors: int = 15
+    n_neighbors: int = Field(default=20, description="UMAP neighbours: 20 joins a request's rephrasings "
+                             "(synthetic scenarios, banking77 in full) and still keeps ~30-text intents apart.")
     n_components: int = 5
     n_epochs: int | None = Field(default=None, description="UMAP epochs; None = umap-learn's default for the size.")
     pca_components: int | None = Field(default=64, description="PCA before UMAP's kNN search; None = none.")

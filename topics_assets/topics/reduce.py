@@ -28,7 +28,7 @@ class UMAPReducer(TransformerMixin, BaseEstimator):
     the fit find their nearest fitted neighbour.
     """
 
-    def __init__(self, n_components: int = 5, n_neighbors: int = 15, pca_components: int | None = 64,
+    def __init__(self, n_components: int = 5, n_neighbors: int = 20, pca_components: int | None = 64,
                  n_epochs: int | None = None, init: str = "spectral", random_state: int | None = 42):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
