@@ -167,6 +167,10 @@ class ClusterSettings(_Settings):
                                                               "None = from the map's own distances.")
     threshold_quantile: float = Field(default=0.99, description="Per topic: the share of its own members' "
                                       "distances inside its threshold.")
+    keep_size_within: float = Field(default=0.15, ge=0, le=1, description="At a regeneration the previous "
+                                    "generation's min topic size (scaled to the new sample) is kept while its "
+                                    "validity is within this share of the best candidate's: the granularity changes "
+                                    "only when clearly better, so topic ids survive resampling.")
     merge_similarity: float = Field(default=0.97, description="Clusters whose centroids are at least this alike "
                                     "(cosine) are merged into one topic.")
     match_min_similarity: float = Field(default=0.75, description="Id matching across generations.")

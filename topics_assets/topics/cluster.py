@@ -133,14 +133,17 @@ def _per_unique(expanded_labels: np.ndarray, rep: np.ndarray) -> np.ndarray:
 
 def cluster(vectors: np.ndarray, settings: ClusterSettings, reducer: Reducer, clusterer: Clusterer,
             weights: np.ndarray | None = None,
-            score: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None) -> Clustering:
+            score: Callable[[np.ndarray, np.ndarray, np.ndarray], float] | None = None,
+            prefer: int | None = None) -> Clustering:
     """Reduce + cluster at most `core_sample` unique rows (a seeded random sample), each seen by the
     clusterer `weight` times, then every other row joins the cluster of its nearest sampled neighbour.
 
     The smallest cluster is the clusterer's `min_cluster_size` (in rows of the weighted sample) when
     it has one; when it is None, each of `min_cluster_size_candidates` is tried on the same reduction
-    and the one `score(vectors, weights, labels)` rates highest is kept (topic_map.validity). Fewer
-    than twice the smallest candidate's rows are all noise."""
+    and the one `score(vectors, weights, labels)` rates highest is kept (topic_map.validity), unless
+    `prefer` (the previous generation's size) scores within `keep_size_within` of it: validity differs
+    by a few percent between neighbouring sizes, and a regeneration that flips granularity on such a
+    margin would retire half the topic ids. Fewer than twice the smallest candidate's rows are all noise."""
     n = len(vectors)
     weights = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
     total = int(weights.sum())
@@ -174,6 +177,10 @@ def cluster(vectors: np.ndarray, settings: ClusterSettings, reducer: Reducer, cl
         fits = {m: run(m) for m in candidates}
         scores = {m: round(float(score(vectors[core_idx], w, lab)), 4) for m, lab in fits.items()}
         mcs = max(candidates, key=lambda m: (scores[m], m))  # ties: the larger, coarser size
+        if prefer:
+            kept = min(candidates, key=lambda m: abs(np.log(m / prefer)))
+            if scores[kept] >= (1 - settings.keep_size_within) * scores[mcs]:
+                mcs = kept
         core_labels = fits[mcs]
     if core is None:
         return Clustering(core_labels, reduced, mcs, None, scores)

@@ -7,6 +7,7 @@ parts (fit, identity), never in the middle of them.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -174,7 +175,8 @@ def _generate(store: Store, settings: Settings, project: str, facet: str, gate: 
     prev_gen = store.latest_generation(project, facet)
     rows, vectors = store.facet_vectors(model_id, facet, project=project, limit_sample=cs.sample_cap,
                                         seed=cs.random_state + (prev_gen or 0) + 1)
-    tm = TopicMap.fit(vectors, rows.text.tolist(), cs, reducer=reducer, clusterer=clusterer)
+    tm = TopicMap.fit(vectors, rows.text.tolist(), cs, reducer=reducer, clusterer=clusterer,
+                      prefer_min_cluster_size=_previous_size(store, project, facet, prev_gen, len(rows)))
     if not tm.topics:
         return TopicMapResult(project, facet, generated=False,
                               skipped_reason=f"no clusters found among {len(rows)} facets", gate=gate)
@@ -214,6 +216,20 @@ def _generate(store: Store, settings: Settings, project: str, facet: str, gate: 
         matched_previous=ids.n_matched, retired=len(ids.retired), new_topics=len(ids.topics) - ids.n_matched,
         topics=shown, parents=len(parents), parents_matched=parents_matched, curated=len(curation.pins) +
         len(curation.merges), seconds=round(time.monotonic() - t0, 3))
+
+
+def _previous_size(store: Store, project: str, facet: str, generation: int | None, n_sampled: int) -> int | None:
+    """The previous generation's min cluster size, scaled to a sample of n_sampled facets."""
+    if not generation:
+        return None
+    info = store.generation_info(project, facet, generation)
+    params = info.get("params")
+    if isinstance(params, str):
+        params = json.loads(params)
+    size, before = (params or {}).get("min_cluster_size"), info.get("n_sampled")
+    if not size or not before:
+        return None
+    return max(1, round(int(size) * n_sampled / int(before)))
 
 
 def _name_topics(namer: Namer, tm: TopicMap, ids: IdentityAssignment, curation: Curation, facet: str) -> dict:

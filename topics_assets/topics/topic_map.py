@@ -69,9 +69,11 @@ class TopicMap(CentroidTable):
     xy: np.ndarray | None = None  # per sampled row: its place on the 2-D map (layout.py)
     @classmethod
     def fit(cls, vectors: np.ndarray, texts: list[str], settings: ClusterSettings, reducer: Reducer | None = None,
-            clusterer: Clusterer | None = None, n_examples: int = 5) -> TopicMap:
+            clusterer: Clusterer | None = None, n_examples: int = 5,
+            prefer_min_cluster_size: int | None = None) -> TopicMap:
         """Any object with `fit_transform` (reducer) or `fit_predict` (clusterer) may replace the
-        defaults that `build_components(settings)` makes.
+        defaults that `build_components(settings)` makes. `prefer_min_cluster_size`: the previous
+        generation's size, in rows of this sample, kept unless another is clearly more valid.
 
         Distinct texts are clustered once, weighted by their counts; clusters whose centroids are
         near-identical (`merge_similarity`) are merged; each topic's threshold comes from its own
@@ -89,7 +91,7 @@ class TopicMap(CentroidTable):
         inverse = inverse.ravel()
         x = vectors[first]
         result = cluster(x, settings, reducer, clusterer, weights=counts,
-                         score=lambda v, w, lab: validity(v, w, lab, settings))
+                         score=lambda v, w, lab: validity(v, w, lab, settings), prefer=prefer_min_cluster_size)
         raw = _merge_near_identical(x, counts, result.labels, settings.merge_similarity)
         centroids = _centroids(x, counts, raw)
         thresholds = _thresholds(x, counts, raw, centroids, settings)

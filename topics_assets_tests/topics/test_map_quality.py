@@ -109,3 +109,21 @@ def test_min_topic_size_adapts_to_fine_and_coarse_data(n_classes, n_per):
     assert adjusted_rand_score(truth, tm.labels) > 0.9, (len(tm.topics), tm.min_cluster_size, tm.candidates)
     assert 0.8 * n_classes <= len(tm.topics) <= 1.25 * n_classes
     assert len(tm.candidates) > 3  # chosen among several, not fixed
+
+
+def test_a_regeneration_keeps_the_previous_size_unless_another_is_clearly_more_valid(banking77_embedded):
+    train, vectors, *_ = banking77_embedded
+    sub = train.groupby("category").head(30)
+    x, texts = vectors[sub.index.to_numpy()], sub.text.tolist()  # neighbouring sizes score a few % apart
+    first = TopicMap.fit(x, texts, ClusterSettings())
+    scores, best = first.candidates, first.min_cluster_size
+    near = [m for m, s in scores.items() if 0.85 * scores[best] <= s < scores[best]]  # a tie keeps the previous
+    far = [m for m, s in scores.items() if s < 0.5 * scores[best]]
+    assert near and far, scores
+    kept = TopicMap.fit(x, texts, ClusterSettings(), prefer_min_cluster_size=near[0])
+    assert kept.min_cluster_size == near[0]
+    # a size between candidates is matched to the nearest one
+    assert TopicMap.fit(x, texts, ClusterSettings(), prefer_min_cluster_size=near[0] + 1).min_cluster_size == near[0]
+    assert TopicMap.fit(x, texts, ClusterSettings(), prefer_min_cluster_size=far[-1]).min_cluster_size == best
+    strict = TopicMap.fit(x, texts, ClusterSettings(keep_size_within=0), prefer_min_cluster_size=near[0])
+    assert strict.min_cluster_size == best

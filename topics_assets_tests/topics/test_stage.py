@@ -12,7 +12,7 @@ from topics_assets.facets.stage import text_hash
 from topics_assets.store import DuckDBStore, Store
 from topics_assets.topics.naming import KeywordNamer
 from topics_assets.topics.stage import (
-    ClassifyResult, TopicMapResult, classify_days, gate_status, generate_topic_map, map_state)
+    ClassifyResult, TopicMapResult, _previous_size, classify_days, gate_status, generate_topic_map, map_state)
 from topics_assets_tests.topics.test_components import blobs
 
 MODEL = "test/blobs"
@@ -73,6 +73,16 @@ def test_regeneration_keeps_ids_and_classification_uses_the_map(tmp_path):
                                                       "no_match": labels.no_match,
                                                       "no_match_rate": labels.maps["p/task"].no_match_rate}
     assert map_state(store=store, settings=settings, project="p", facet="task").state == "idle"
+
+
+def test_the_next_generation_is_told_the_previous_size_scaled_to_its_sample(tmp_path):
+    store, settings = seeded_store(tmp_path)
+    assert _previous_size(store, "p", "task", None, 120) is None
+    first = fit(store, settings)
+    size = first.params["min_cluster_size"]
+    assert store.generation_info("p", "task", 1)["n_sampled"] == 120
+    assert _previous_size(store, "p", "task", 1, 120) == size
+    assert _previous_size(store, "p", "task", 1, 240) == 2 * size
 
 
 def test_each_generation_lands_its_sample_on_the_2d_map(tmp_path):
