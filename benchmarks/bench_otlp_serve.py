@@ -224,7 +224,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512, help="BatchSpanProcessor max_export_batch_size (SDK default)")
     args = ap.parse_args()
     out = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()},
-           "clients": args.clients, "client_nice": args.client_nice, "compression": args.compression, "batch": args.batch,
+           "clients": args.clients, "client_nice": args.client_nice, "compression": args.compression,
+           "batch": args.batch,
            "sustained": run_phase(args, {}, args.seconds)}
     if not args.skip_full:
         limit = args.full_spool_mb << 20
