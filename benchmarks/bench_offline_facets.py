@@ -7,8 +7,9 @@ On the synthetic generator's hidden labels (scenario, sentiment) and on the real
   failed tool and the kind of failure, the termination reason); target 100%. Baseline: extractive-v1.
 - sentiment: macro-F1 against the generator's labels (target >= 0.7). Baseline: v1's substring cues.
 - task: ARI of the task map (embedded locally, fitted and classified with topics/ TopicMap, no_match as
-  its own label; the mean over four UMAP seeds) against the synthetic scenarios (target >= 0.6) and tau-bench write actions. Baseline:
-  the whole first user message, embedded and clustered the same way (and v1's one sentence).
+  its own label; the mean over four UMAP seeds) against the synthetic scenarios (target >= 0.6) and
+  tau-bench write actions. Baseline: the whole first user message, embedded and clustered the same
+  way (and v1's one sentence). `--seed` picks the generator's seed (7, the demo's, by default).
 
     python benchmarks/bench_offline_facets.py [--n 1200]
 """

@@ -12,7 +12,8 @@ from .topic_map import TopicMap
 def resample_kept_share(vectors: np.ndarray, texts: list[str], settings: ClusterSettings, seed_a: int, seed_b: int,
                         share: float = 0.8) -> dict:
     """Fit maps on two different `share` samples, assign the second's ids from the first exactly as a
-    regeneration does (the second fit told the first's min cluster size), and report the share of all items (that the new map labels) whose topic kept its id."""
+    regeneration does (the second fit told the first's min cluster size), and report the share of all
+    items (that the new map labels) whose topic kept its id."""
     n = len(texts)
     a = np.sort(np.random.default_rng(seed_a).choice(n, int(n * share), replace=False))
     b = np.sort(np.random.default_rng(seed_b).choice(n, int(n * share), replace=False))

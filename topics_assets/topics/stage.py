@@ -227,7 +227,7 @@ def _previous_size(store: Store, project: str, facet: str, generation: int | Non
     if isinstance(params, str):
         params = json.loads(params)
     size, before = (params or {}).get("min_cluster_size"), info.get("n_sampled")
-    if not size or not before:
+    if not size or before is None or pd.isna(before) or not before:
         return None
     return max(1, round(int(size) * n_sampled / int(before)))
 
