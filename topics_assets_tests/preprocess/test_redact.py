@@ -1,3 +1,4 @@
+import re
 import time
 from pathlib import Path
 
@@ -87,20 +88,28 @@ def test_counts_and_extra_patterns():
     assert redact("") == ("", {})
 
 
-def test_ten_megabytes_in_well_under_two_seconds():
+def test_ten_megabytes_cost_at_most_four_plain_regex_scans_of_them():
+    """39 rules, decoded JSON strings and base64 blobs, for the price of a few passes of one simple regex.
+
+    Measured against that regex on the same text in the same thread, so the bound holds on a slow or
+    loaded machine too (alone here: redact 1.3-1.6 s of CPU, the scan 0.6 s, about 2.1x).
+    """
     if (DATA / "tau-bench" / "gpt-4o-airline.json").exists():
         base = (DATA / "tau-bench" / "gpt-4o-airline.json").read_text()  # digit-dense JSON, real emails
     else:
         base = "Contact jane@example.com about order 12345 at 2024-05-20 15:00:00. " * 1000
     text = (base * (10_000_000 // len(base) + 1))[:10_000_000]
     redact("warm up: load the rules")
-    start, cpu = time.perf_counter(), time.process_time()
+    cpu = time.thread_time()
+    plain = sum(1 for _ in re.finditer(r"[\w.+-]+@[\w-]+\.[\w.]+", text))
+    scan = time.thread_time() - cpu
+    start, cpu = time.perf_counter(), time.thread_time()
     out, counts = redact(text)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(f"\nredact 10 MB: {elapsed:.2f}s wall, {cpu:.2f}s CPU {counts}")
-    assert counts.get("EMAIL", 0) > 0 and "@example.com" not in out
-    # CPU time: the redactor's own cost, not that of whatever else shares the machine (equal on an idle one).
-    assert cpu < 2.0
+    elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    print(f"\nredact 10 MB: {elapsed:.2f}s wall, {cpu:.2f}s CPU, one email regex scan {scan:.2f}s {counts}")
+    assert plain > 0 and counts.get("EMAIL", 0) > 0 and "@example.com" not in out
+    # This thread's CPU time: not other processes', nor that of threads earlier tests left in this worker.
+    assert cpu < 4 * scan, f"redact took {cpu / scan:.1f}x a plain regex scan of the same text"
 
 
 # ---------------------------------------------------------------------------
