@@ -99,11 +99,9 @@ def build_automation(settings: Settings) -> tuple[list, list]:
                                                tags=seen_generation_tags(None)))
         if requests:
             return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
-        reason = "; ".join(waiting) if waiting else (
+        parts = elsewhere + ([f"below the gates: {'; '.join(waiting)}"] if waiting else [])
+        reason = "; ".join(parts) or (
             "every (project, facet) has a topic map" if projects else "no traces ingested yet")
-        reason = f"below the gates: {reason}" if waiting else reason
-        if elsewhere:
-            reason = "; ".join(elsewhere) + ("" if not waiting else f"; {reason}")
         return SensorResult(skip_reason=SkipReason(reason), dynamic_partitions_requests=partition_requests)
 
     @sensor(job_name=PROCESS_DAYS, default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval,

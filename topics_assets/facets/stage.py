@@ -79,15 +79,13 @@ def facet_days(*, store: Store, settings: Settings, days: list[str], engine: Fac
     with Claim(store, "facet", [(t.project, t.trace_id) for t in todo]) as claim:
         if todo:
             todo = [t for t in to_do() if (t.project, t.trace_id) in claim.held]
-        result = _facet(store, settings, days, engine, traces, todo, fhash, flush_every)
-    note = claim.busy_note("traces")
-    return dataclasses.replace(result, cache_hits=result.cache_hits - len(claim.busy), busy=len(claim.busy),
-                               busy_note=note, seconds=round(time.monotonic() - t0, 3))
+        return _facet(store, settings, days, engine, traces, todo, fhash, flush_every, claim, t0)
 
 
 def _facet(store: Store, settings: Settings, days: list[str], engine: FacetEngine, traces, todo: list, fhash: str,
-           flush_every: int) -> FacetResult:
-    """Facet `todo` (these days' traces this run holds) and write the answers; the rest of `traces` is kept."""
+           flush_every: int, claim: Claim, t0: float) -> FacetResult:
+    """Facet `todo` (these days' traces `claim` holds) and write the answers; the rest of `traces` is kept,
+    and what another run holds (`claim.busy`) is counted as busy, not as a cache hit."""
     live = list(zip(traces.project, traces.trace_id))
     rows: list[dict] = []
     failures: list[dict] = []
@@ -153,7 +151,8 @@ def _facet(store: Store, settings: Settings, days: list[str], engine: FacetEngin
     if journal is not None:
         journal.finish(stored={key(t) for t in todo})
     return FacetResult(
-        traces=len(traces), faceted=counts["faceted"], cache_hits=len(traces) - len(todo),
+        traces=len(traces), faceted=counts["faceted"], cache_hits=len(traces) - len(todo) - len(claim.busy),
         journal_hits=counts["journal_hits"], failed=counts["failed"], failures_by_reason=dict(reasons),
-        engine=engine.engine, model=engine.model, seconds=0.0,
-        llm=client.stats_since(before) if client is not None else None)
+        engine=engine.engine, model=engine.model, seconds=round(time.monotonic() - t0, 3),
+        llm=client.stats_since(before) if client is not None else None, busy=len(claim.busy),
+        busy_note=claim.busy_note("traces"))
