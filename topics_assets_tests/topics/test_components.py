@@ -86,3 +86,30 @@ def test_default_components_find_the_groups(n):
     else:
         check_valid(tm, x, 3)
         assert adjusted_rand_score(truth, tm.labels) > 0.95
+
+
+_FIT_AND_REPORT_CACHE = """
+import json, numpy as np
+from topics_assets.config import ClusterSettings
+from topics_assets.topics.topic_map import TopicMap
+import umap.umap_
+rng = np.random.default_rng(0)
+v = rng.normal(size=(120, 32)).astype(np.float32)
+TopicMap.fit(v / np.linalg.norm(v, axis=1, keepdims=True), [str(i) for i in range(120)], ClusterSettings())
+kernels = [umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths]
+print(json.dumps({"hits": [sum(k.stats.cache_hits.values()) for k in kernels],
+                  "misses": [sum(k.stats.cache_misses.values()) for k in kernels]}))
+"""
+
+
+def test_a_second_process_loads_umaps_compiled_kernels_from_the_disk_cache():
+    """UMAP compiles most of its kernels without numba's cache; each new process would pay the JIT again.
+    The cache is the one users get (the first process may compile into it; the second must not)."""
+    import json
+    import subprocess
+    import sys
+
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _FIT_AND_REPORT_CACHE], check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1]) for _ in range(2)]
+    assert sum(runs[0]["hits"]) + sum(runs[0]["misses"]) == 2  # each kernel ran once, compiled or loaded
+    assert runs[1] == {"hits": [1, 1], "misses": [0, 0]}  # loaded, not compiled
