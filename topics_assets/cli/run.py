@@ -40,8 +40,8 @@ def run(settings: Settings, project: str | None, regenerate: bool) -> None:
 
 def report_failures(summary) -> None:
     """Each stage's failed items by reason; exit 1 when a stage finished nothing because everything it
-    tried failed. A run whose work the gates merely defer still exits 0."""
-    from ..results import describe_failures
+    tried failed (naming a map's topics included). A run whose work the gates merely defer still exits 0."""
+    from ..results import describe_failures, stalled
 
     stuck = summary.stalled()
     for asset, progress in summary.progress.items():
@@ -50,7 +50,13 @@ def report_failures(summary) -> None:
     for asset, progress in stuck.items():
         click.echo(f"{asset}: no progress, {describe_failures(progress)}; the failed items are retried on the "
                    f"next run", err=True)
-    if stuck:
+    # A map whose names failed still labels traces, but under keyword names until it is generated again.
+    unnamed = [key for key, progress in summary.naming_failed.items() if stalled(progress)]
+    for key, progress in summary.naming_failed.items():
+        project = key.rsplit("/", 1)[0]
+        click.echo(f"{key}: naming {describe_failures(progress)}, {progress['done']} named; those topics keep "
+                   f"keyword names until `{command('topics')} run --project {project} --regenerate`", err=True)
+    if stuck or unnamed:
         raise click.exceptions.Exit(1)
 
 

@@ -36,6 +36,8 @@ class RunSummary:
     busy: list[str] = field(default_factory=list)  # "facets 2026-11-02: 12 traces skipped: another run ..."
     metadata: dict[str, dict] = field(default_factory=dict)  # asset -> last metadata
     progress: dict[str, dict] = field(default_factory=dict)  # asset -> its `progress` summed over the run
+    # "project/facet" -> naming `progress` of a generated map whose LLM names partly or wholly failed
+    naming_failed: dict[str, dict] = field(default_factory=dict)
 
     def stalled(self) -> dict[str, dict]:
         """Stages that finished nothing in this run because every item they tried failed (work the
@@ -95,6 +97,10 @@ def run_topic_map(defs: Definitions, instance: DagsterInstance, project: str, fa
     meta = summary.metadata.get("topic_map", {})
     if meta.get("state") == "generated":
         summary.maps_generated.append(f"{project}/{facet}")
+        if meta.get("naming_failed"):
+            summary.naming_failed[f"{project}/{facet}"] = {
+                "done": int(meta.get("named_llm") or 0) + int(meta.get("naming_journal_hits") or 0),
+                "failed": int(meta["naming_failed"]), "failures_by_reason": meta.get("naming_failures_by_reason") or {}}
     elif meta.get("state") == "busy":
         summary.maps_busy[f"{project}/{facet}"] = meta.get("skipped_reason", "another run has it")
     else:

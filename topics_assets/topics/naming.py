@@ -155,7 +155,15 @@ def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int 
     costs the map. Each answer goes to `journal` as it arrives, and one found there (left by a
     run killed before its map landed) is not asked again. Returns counts for run metadata.
     """
-    counts = {"named_llm": 0, "renamed_duplicates": 0, "disambiguated": 0, "naming_failed": 0, "naming_journal_hits": 0}
+    counts: dict[str, Any] = {"named_llm": 0, "renamed_duplicates": 0, "disambiguated": 0, "naming_failed": 0,
+                              "naming_journal_hits": 0, "naming_failures_by_reason": {}}
+    reasons = counts["naming_failures_by_reason"]
+
+    def failed(e: BaseException) -> None:
+        counts["naming_failed"] += 1
+        reason = getattr(e, "reason", None) or type(e).__name__
+        reasons[reason] = reasons.get(reason, 0) + 1
+
     if not topics:
         return counts
     contrast = _contrast(topics, n_contrast)
@@ -179,7 +187,7 @@ def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int 
     fallback: set[int] = set()
     for i, (t, res) in enumerate(zip(topics, first)):
         if isinstance(res, BaseException):
-            counts["naming_failed"] += 1
+            failed(res)
             fallback.add(i)
             t.name = _clip(t.dominant_text, 60) if t.dominant_text else keyword_name(t.keywords)
             t.description = "Keywords: " + ", ".join(t.keywords) if t.keywords else "No distinctive keywords."
@@ -195,8 +203,8 @@ def name_with_llm(topics: list[Topic], facet: str, client: Any, n_contrast: int 
             try:
                 res = ask(i, taken)
                 t.name, t.description = res.data["name"], res.data["description"]
-            except Exception:  # noqa: BLE001 - keep the duplicate; it is suffixed below
-                counts["naming_failed"] += 1
+            except Exception as e:  # noqa: BLE001 - keep the duplicate; it is suffixed below
+                failed(e)
         taken.append(t.name)
     order = sorted(range(len(topics)), key=lambda i: -topics[i].size)  # the biggest keeps the bare name
     names = dedupe_names([topics[i].name or "" for i in order])

@@ -1,5 +1,6 @@
 """The `topics` command when things go wrong: failing endpoints, hostile SQL, damaged or full stores."""
 
+import hashlib
 import json
 
 import pytest
@@ -48,6 +49,42 @@ def test_a_run_with_some_failures_and_some_progress_exits_zero(topics, tmp_path,
     assert result.exit_code == 0, result.output
     failed = json.loads(topics("sql", "SELECT count(*) AS n FROM facet_failures", "--format", "json").output)
     assert failed == [{"n": 3}]
+
+
+def test_a_map_whose_every_name_failed_exits_non_zero_and_says_how_to_name_it_again(topics, tmp_path, llm,
+                                                                                    monkeypatch):
+    """The map still lands and labels traces (under keyword names), but a run that named nothing of it
+    says so and exits 1, as any stage that finished nothing does; names that come back exit 0."""
+    subjects = ["a refund for a broken blender", "changing a flight to Tuesday", "resetting a bank password",
+                "a late pizza delivery", "booking a hotel in Rome", "cancelling a gym membership"]
+
+    def answer(body):
+        if ((body.get("response_format") or {}).get("json_schema") or {}).get("name") == "topic_name":
+            return json.dumps({"name": "Named by the LLM", "description": "A cluster."})
+        h = int(hashlib.sha256(body["messages"][-1]["content"].encode()).hexdigest(), 16)
+        return json.dumps({"task": f"The user wants {subjects[h % len(subjects)]}."})
+
+    llm.chat_handler = answer
+    (tmp_path / "topics.yaml").write_text("facets: [task]\n")
+    monkeypatch.setenv("TOPICS_CONFIG", str(tmp_path / "topics.yaml"))
+    monkeypatch.setenv("TOPICS_MIN_TRACES", "40")
+    monkeypatch.setenv("TOPICS_MIN_UNIQUE_FACETS", "5")
+    assert topics("ingest", str(write_traces(tmp_path, n=90, days=1))).exit_code == 0
+    monkeypatch.setenv("TOPICS_MIN_TRACES", "1000")  # facets first, no map yet
+    assert topics("run").exit_code == 0
+    monkeypatch.setenv("TOPICS_MIN_TRACES", "40")
+    llm.fail_all = (503, {})  # the naming calls now fail
+    result = topics("run")
+    assert result.exit_code == 1, result.output
+    assert "maps generated: shop/task" in result.output
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("shop/task: naming "))
+    assert " failed (server_error " in line and ", 0 named" in line and "run --project shop --regenerate" in line
+    labels = json.loads(topics("sql", "SELECT count(*) AS n FROM trace_topics", "--format", "json").output)
+    assert labels == [{"n": 90}]  # the map labels traces all the same
+    llm.fail_all = None
+    result = topics("run", "--project", "shop", "--regenerate")
+    assert result.exit_code == 0, result.output
+    assert "naming" not in result.output
 
 
 # ----- topics sql: one statement, read-only by default ---------------------------------------------

@@ -249,7 +249,7 @@ def test_naming_is_contrastive_and_asks_again_on_duplicates(server):
     counts = name_with_llm(ts, "task", client_for(server))
     assert [t.name for t in ts] == ["Same name", "Topic kw1a", "Topic kw2a", "Topic kw3a"]  # cleaned
     assert counts == {"named_llm": 4, "renamed_duplicates": 3, "disambiguated": 0, "naming_failed": 0,
-                      "naming_journal_hits": 0}
+                      "naming_journal_hits": 0, "naming_failures_by_reason": {}}
     bodies = [b for _, b, _ in server.requests]
     assert len(bodies) == 7
     first = next(b["messages"][-1]["content"] for b in bodies
@@ -274,5 +274,6 @@ def test_a_failed_naming_call_falls_back_to_keywords(server):
     ts = topics(3)
     counts = name_with_llm(ts, "task", client_for(server, max_in_flight=1))
     assert counts["naming_failed"] == 1 and counts["named_llm"] == 2
+    assert counts["naming_failures_by_reason"] == {"bad_request": 1}
     assert [t.name for t in ts] == ["kw0a / kw0b", "kw1a, kw1b", "kw2a, kw2b"]
     assert ts[0].description == "Keywords: kw0a, kw0b"
